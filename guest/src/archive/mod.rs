@@ -1,0 +1,5 @@
+//! OCI archives: an OCI image layout (`oci-layout`, `index.json`, `blobs/`)
+//! in a tar stream.
+
+pub mod output;
+pub mod writer;

@@ -1,0 +1,292 @@
+//! Content digests (`sha256:…`) and a reader that verifies one while streaming.
+
+use std::fmt;
+use std::io::{self, Read};
+
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::error::{Error, Result};
+
+/// Hash algorithms imo can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// `sha256`, the registry default.
+    Sha256,
+    /// `sha512`, allowed by the OCI spec.
+    Sha512,
+}
+
+impl Algorithm {
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
+
+/// A validated digest: a known algorithm and lowercase hex of the right length.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    algorithm: Algorithm,
+    hex: String,
+}
+
+impl Digest {
+    /// Parses `alg:hex`, rejecting unknown algorithms and malformed hex.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::InvalidArgument(format!("invalid digest {s:?}: {why}"));
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| bad("expected ALGORITHM:HEX"))?;
+        let algorithm = match alg {
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            _ => return Err(bad("unsupported algorithm")),
+        };
+        if hex.len() != algorithm.hex_len()
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad(&format!(
+                "expected {} lowercase hex digits",
+                algorithm.hex_len()
+            )));
+        }
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_string(),
+        })
+    }
+
+    /// The SHA-256 digest of `bytes`.
+    pub fn sha256_of(bytes: &[u8]) -> Self {
+        Digest {
+            algorithm: Algorithm::Sha256,
+            hex: hex(&Sha256::digest(bytes)),
+        }
+    }
+
+    /// The digest of `bytes` with this digest's algorithm.
+    pub fn same_algorithm_of(&self, bytes: &[u8]) -> Self {
+        let mut h = Hasher::new(self.algorithm);
+        h.update(bytes);
+        h.finish()
+    }
+
+    /// The algorithm name, e.g. `sha256`.
+    pub fn algorithm(&self) -> &'static str {
+        self.algorithm.name()
+    }
+
+    /// The hex part.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The path of this blob inside an OCI layout: `blobs/sha256/<hex>`.
+    pub fn blob_path(&self) -> String {
+        format!("blobs/{}/{}", self.algorithm.name(), self.hex)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm.name(), self.hex)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+enum HasherState {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+/// An incremental hasher for one algorithm.
+pub struct Hasher {
+    algorithm: Algorithm,
+    state: HasherState,
+}
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new(algorithm: Algorithm) -> Self {
+        let state = match algorithm {
+            Algorithm::Sha256 => HasherState::Sha256(Sha256::new()),
+            Algorithm::Sha512 => HasherState::Sha512(Sha512::new()),
+        };
+        Hasher { algorithm, state }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.state {
+            HasherState::Sha256(h) => h.update(bytes),
+            HasherState::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything fed.
+    pub fn finish(self) -> Digest {
+        let hex = match self.state {
+            HasherState::Sha256(h) => hex(&h.finalize()),
+            HasherState::Sha512(h) => hex(&h.finalize()),
+        };
+        Digest {
+            algorithm: self.algorithm,
+            hex,
+        }
+    }
+}
+
+/// The error a [`VerifyingReader`] returns inside an `io::Error` when content
+/// does not match its descriptor.
+#[derive(Debug)]
+pub struct Mismatch(pub String);
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+/// Turns an `io::Error` from a copy through a [`VerifyingReader`] back into
+/// the guest error, keeping digest mismatches distinct from I/O failures.
+pub fn classify_io(err: io::Error, what: impl FnOnce(&io::Error) -> Error) -> Error {
+    match err.get_ref().and_then(|e| e.downcast_ref::<Mismatch>()) {
+        Some(m) => Error::DigestMismatch(m.0.clone()),
+        None => what(&err),
+    }
+}
+
+/// Passes bytes through while hashing them; fails the read that would exceed
+/// `size`, and the final read if the length or digest is wrong, so a bad blob
+/// is caught before anything after it is written.
+pub struct VerifyingReader<R> {
+    inner: R,
+    expected: Digest,
+    size: u64,
+    seen: u64,
+    hasher: Option<Hasher>,
+    origin: String,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Verifies `inner` against `expected` and `size`; `origin` names where the
+    /// bytes come from, for the error message.
+    pub fn new(inner: R, expected: Digest, size: u64, origin: String) -> Self {
+        let hasher = Some(Hasher::new(expected.algorithm));
+        VerifyingReader {
+            inner,
+            expected,
+            size,
+            seen: 0,
+            hasher,
+            origin,
+        }
+    }
+
+    fn fail(&self, why: String) -> io::Error {
+        io::Error::other(Mismatch(format!(
+            "blob {} from {} {why}",
+            self.expected, self.origin
+        )))
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen += n as u64;
+        if self.seen > self.size {
+            return Err(self.fail(format!(
+                "is larger than its descriptor's {} bytes",
+                self.size
+            )));
+        }
+        match self.hasher.as_mut() {
+            Some(h) if n > 0 => h.update(&buf[..n]),
+            Some(_) => {
+                if self.seen != self.size {
+                    return Err(
+                        self.fail(format!("ended after {} of {} bytes", self.seen, self.size))
+                    );
+                }
+                let actual = self.hasher.take().map(Hasher::finish);
+                if actual.as_ref() != Some(&self.expected) {
+                    let actual = actual.map(|d| d.to_string()).unwrap_or_default();
+                    return Err(self.fail(format!("has digest {actual}")));
+                }
+            }
+            None => {}
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn parses_and_prints() {
+        let d = Digest::parse(HELLO).unwrap();
+        assert_eq!(d.to_string(), HELLO);
+        assert_eq!(d.blob_path(), format!("blobs/sha256/{}", &HELLO[7..]));
+        assert_eq!(Digest::sha256_of(b"hello"), d);
+    }
+
+    #[test]
+    fn rejects_bad_digests() {
+        for bad in [
+            "sha256",
+            "md5:abcd",
+            "sha256:ABC",
+            &HELLO.to_uppercase(),
+            &HELLO[..70],
+            "sha512:2cf2",
+        ] {
+            assert!(Digest::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn read_all(data: &[u8], digest: &str, size: u64) -> io::Result<Vec<u8>> {
+        let mut r = VerifyingReader::new(data, Digest::parse(digest).unwrap(), size, "t".into());
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).map(|_| out)
+    }
+
+    #[test]
+    fn verifying_reader_accepts_good_and_rejects_bad() {
+        assert_eq!(read_all(b"hello", HELLO, 5).unwrap(), b"hello");
+        let err = read_all(b"hellO", HELLO, 5).unwrap_err();
+        assert!(err.to_string().contains("has digest"), "{err}");
+        let err = read_all(b"hell", HELLO, 5).unwrap_err();
+        assert!(err.to_string().contains("ended after 4 of 5"), "{err}");
+        let err = read_all(b"hello!", HELLO, 5).unwrap_err();
+        assert!(err.to_string().contains("larger"), "{err}");
+        let e = classify_io(err, |_| Error::Io("x".into()));
+        assert!(matches!(e, Error::DigestMismatch(_)));
+    }
+}

@@ -1,0 +1,216 @@
+//! Blocking HTTP over wasi:http: the guest's only way out.
+
+use std::io::{self, Read};
+
+use url::Url;
+
+use crate::bindings::wasi::http::outgoing_handler;
+use crate::bindings::wasi::http::types::{
+    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use crate::bindings::wasi::io::streams::{InputStream, StreamError};
+
+const SECOND_NS: u64 = 1_000_000_000;
+const CONNECT_TIMEOUT: u64 = 30 * SECOND_NS;
+const IDLE_TIMEOUT: u64 = 120 * SECOND_NS;
+/// wasi:io output streams accept at most 4096 bytes per blocking write.
+const WRITE_CHUNK: usize = 4096;
+const READ_CHUNK: u64 = 256 * 1024;
+
+/// An HTTP response whose body is read as a stream.
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Response {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All values of header `name` (lowercase).
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads at most `limit` bytes of body; more is an error.
+    pub fn read_limited(mut self, limit: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        (&mut self.body).take(limit + 1).read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(io::Error::other(format!(
+                "response body larger than {limit} bytes"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// A response body. The stream is a child of the body resource, so it must
+/// be dropped first: field order matters.
+pub struct Body {
+    stream: Option<InputStream>,
+    _body: Option<IncomingBody>,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(stream) = &self.stream else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(READ_CHUNK);
+        match stream.blocking_read(want) {
+            Ok(bytes) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Err(StreamError::Closed) => {
+                self.stream = None;
+                Ok(0)
+            }
+            Err(StreamError::LastOperationFailed(e)) => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                e.to_debug_string(),
+            )),
+        }
+    }
+}
+
+/// Sends one request and waits for the response head. Errors are transport
+/// failures (no HTTP status), described in one line.
+pub fn send(
+    method: &str,
+    url: &Url,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    let fields = Fields::from_list(&fields).map_err(|e| format!("invalid header: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        other => Method::Other(other.to_string()),
+    };
+    let scheme = match url.scheme() {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        other => return Err(format!("unsupported URL scheme {other:?} in {url}")),
+    };
+    let authority = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return Err(format!("URL {url} has no host")),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let set = |ok: Result<(), ()>, what: &str| ok.map_err(|()| format!("invalid {what} in {url}"));
+    set(request.set_method(&method), "method")?;
+    set(request.set_scheme(Some(&scheme)), "scheme")?;
+    set(request.set_authority(Some(&authority)), "host")?;
+    set(request.set_path_with_query(Some(&path)), "path")?;
+    let outgoing = request
+        .body()
+        .map_err(|()| "request body already taken".to_string())?;
+
+    let options = RequestOptions::new();
+    // Hosts may not support every timeout; they are advisory.
+    let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let _ = options.set_first_byte_timeout(Some(IDLE_TIMEOUT));
+    let _ = options.set_between_bytes_timeout(Some(IDLE_TIMEOUT));
+
+    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
+    write_body(outgoing, body.unwrap_or_default())?;
+
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(r))) => r,
+        Some(Ok(Err(e))) => return Err(describe(&e)),
+        Some(Err(())) | None => return Err("response already taken".into()),
+    };
+    let status = response.status();
+    let headers = {
+        let fields = response.headers();
+        fields
+            .entries()
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    n.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect()
+    };
+    let body = response
+        .consume()
+        .map_err(|()| "response body already taken".to_string())?;
+    let stream = body
+        .stream()
+        .map_err(|()| "response stream already taken".to_string())?;
+    Ok(Response {
+        status,
+        headers,
+        body: Body {
+            stream: Some(stream),
+            _body: Some(body),
+        },
+    })
+}
+
+fn write_body(outgoing: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+    {
+        let stream = outgoing
+            .write()
+            .map_err(|()| "request body stream already taken".to_string())?;
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("sending request body: {e:?}"))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))
+}
+
+fn describe(e: &crate::bindings::wasi::http::types::ErrorCode) -> String {
+    use crate::bindings::wasi::http::types::ErrorCode as E;
+    match e {
+        E::DnsError(d) => format!(
+            "DNS lookup failed{}",
+            d.rcode
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        E::ConnectionRefused => "connection refused".into(),
+        E::ConnectionTimeout => "connection timed out".into(),
+        E::ConnectionTerminated => "connection closed by the server".into(),
+        E::TlsProtocolError => "TLS handshake failed".into(),
+        E::TlsCertificateError => "TLS certificate not trusted".into(),
+        E::HttpRequestDenied => "request denied by the host".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,343 @@
+//! OCI and Docker v2 manifests and indexes: just the fields imo needs, with the
+//! exact bytes kept alongside so digests never change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker v2 schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker v2 manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Value of the Accept header for manifest requests.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Largest manifest or index imo accepts, as containerd and distribution do.
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Annotation naming the tag of an image in an OCI layout's `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    pub media_type: String,
+    /// Digest of the referenced content.
+    #[serde(with = "digest_serde")]
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where a foreign layer can be fetched instead of the registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// Platform, for index entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// Foreign or non-distributable layers must never be downloaded or pushed.
+    pub fn is_foreign(&self) -> bool {
+        !self.urls.is_empty()
+            || self.media_type.contains("foreign")
+            || self.media_type.contains("nondistributable")
+    }
+}
+
+mod digest_serde {
+    use super::Digest;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    #[serde(default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    config: Option<serde::de::IgnoredAny>,
+}
+
+/// An image manifest's blobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layers, bottom first.
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+}
+
+/// An index or manifest list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    /// The child manifests.
+    pub manifests: Vec<Descriptor>,
+}
+
+/// A parsed manifest document.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// A single-platform image.
+    Image(ImageManifest),
+    /// An index / manifest list.
+    Index(ImageIndex),
+}
+
+/// A manifest or index exactly as served, with its media type and digest.
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// The media type (from the document, else the Content-Type header).
+    pub media_type: String,
+    /// The digest of `bytes`.
+    pub digest: Digest,
+    /// The parsed content.
+    pub parsed: Parsed,
+}
+
+impl RawManifest {
+    /// Parses `bytes`, using `content_type` when the document names no media
+    /// type; `origin` names the manifest for error messages.
+    pub fn parse(bytes: Vec<u8>, content_type: Option<&str>, origin: &str) -> Result<Self> {
+        let bad = |why: String| Error::Registry(format!("manifest {origin} is not usable: {why}"));
+        let probe: Probe =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let content_type = content_type
+            .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
+            .filter(|c| !c.is_empty());
+        let media_type = match (probe.media_type, content_type) {
+            (Some(m), _) => m,
+            (None, Some(c)) if c != "application/json" && c != "text/plain" => c,
+            // OCI documents may omit mediaType: tell them apart by shape.
+            _ if probe.manifests.is_some() => OCI_INDEX.to_string(),
+            _ if probe.config.is_some() => OCI_MANIFEST.to_string(),
+            _ => return Err(bad("no media type".into())),
+        };
+        if probe.schema_version != Some(2) {
+            return Err(bad(format!(
+                "schemaVersion {:?} is not supported (only 2)",
+                probe.schema_version
+            )));
+        }
+        let parsed = match media_type.as_str() {
+            OCI_INDEX | DOCKER_LIST => Parsed::Index(
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid index: {e}")))?,
+            ),
+            OCI_MANIFEST | DOCKER_MANIFEST => Parsed::Image(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| bad(format!("invalid manifest: {e}")))?,
+            ),
+            other => return Err(bad(format!("unsupported media type {other}"))),
+        };
+        let digest = Digest::sha256_of(&bytes);
+        Ok(RawManifest {
+            bytes,
+            media_type,
+            digest,
+            parsed,
+        })
+    }
+
+    /// A descriptor for this document.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            urls: Vec::new(),
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// Picks the entry of `index` for `wanted`, as docker and skopeo do.
+pub fn select_platform<'a>(index: &'a ImageIndex, wanted: &Platform) -> Option<&'a Descriptor> {
+    index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
+}
+
+/// The platforms an index offers, for error messages.
+pub fn platforms(index: &ImageIndex) -> String {
+    let list: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+        .collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// An OCI layout's `index.json` naming one manifest.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayoutIndex {
+    schema_version: u32,
+    media_type: &'static str,
+    manifests: Vec<Descriptor>,
+}
+
+impl LayoutIndex {
+    /// An `index.json` pointing at `top`, tagged `tag`.
+    pub fn new(mut top: Descriptor, tag: Option<&str>) -> Self {
+        if let Some(tag) = tag {
+            top.annotations
+                .insert(REF_NAME.to_string(), tag.to_string());
+        }
+        LayoutIndex {
+            schema_version: 2,
+            media_type: OCI_INDEX,
+            manifests: vec![top],
+        }
+    }
+
+    /// The serialised JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/");
+
+    fn load(name: &str) -> RawManifest {
+        let bytes = std::fs::read(format!("{CORPUS}{name}")).unwrap();
+        RawManifest::parse(bytes, None, name).unwrap()
+    }
+
+    #[test]
+    fn parses_oci_index_and_selects_platform() {
+        let m = load("multi_v2.manifest.json");
+        assert_eq!(m.media_type, OCI_INDEX);
+        let Parsed::Index(index) = &m.parsed else {
+            panic!("not an index")
+        };
+        assert_eq!(index.manifests.len(), 2);
+        let arm = select_platform(index, &Platform::parse("linux/arm64").unwrap()).unwrap();
+        assert_eq!(arm.platform.as_ref().unwrap().architecture, "arm64");
+        assert!(select_platform(index, &Platform::parse("linux/s390x").unwrap()).is_none());
+        assert_eq!(platforms(index), "linux/amd64, linux/arm64/v8");
+    }
+
+    #[test]
+    fn parses_image_manifest_and_keeps_bytes() {
+        let m = load("app_v2.manifest.json");
+        let Parsed::Image(img) = &m.parsed else {
+            panic!("not an image")
+        };
+        assert_eq!(img.layers.len(), 2);
+        assert_eq!(m.digest, Digest::sha256_of(&m.bytes));
+        assert!(!img.layers[0].is_foreign());
+    }
+
+    #[test]
+    fn docker_types_and_content_type_fallback() {
+        let doc = br#"{"schemaVersion":2,"manifests":[]}"#.to_vec();
+        let m = RawManifest::parse(doc.clone(), Some(DOCKER_LIST), "x").unwrap();
+        assert_eq!(m.media_type, DOCKER_LIST);
+        let m = RawManifest::parse(doc, Some("application/json"), "x").unwrap();
+        assert_eq!(m.media_type, OCI_INDEX);
+    }
+
+    #[test]
+    fn rejects_unusable_documents() {
+        for (doc, why) in [
+            (
+                &br#"{"schemaVersion":1,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#
+                    [..],
+                "schemaVersion",
+            ),
+            (br#"not json"#, "invalid JSON"),
+            (
+                br#"{"schemaVersion":2,"mediaType":"text/html"}"#,
+                "unsupported media type",
+            ),
+            (
+                br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:00","size":1}}"#,
+                "invalid digest",
+            ),
+        ] {
+            let err = RawManifest::parse(doc.to_vec(), None, "repo@x")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why) && err.contains("repo@x"), "{err}");
+        }
+    }
+
+    #[test]
+    fn foreign_layers() {
+        let d = |mt: &str, urls: Vec<String>| Descriptor {
+            media_type: mt.into(),
+            digest: Digest::sha256_of(b""),
+            size: 0,
+            urls,
+            platform: None,
+            annotations: BTreeMap::new(),
+        };
+        assert!(d(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            vec![]
+        )
+        .is_foreign());
+        assert!(d(
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            vec![]
+        )
+        .is_foreign());
+        assert!(d(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            vec!["https://x".into()]
+        )
+        .is_foreign());
+        assert!(!d("application/vnd.oci.image.layer.v1.tar+gzip", vec![]).is_foreign());
+    }
+
+    #[test]
+    fn layout_index_names_tag() {
+        let m = load("app_v2.manifest.json");
+        let json = LayoutIndex::new(m.descriptor(), Some("v2")).to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["manifests"][0]["annotations"][REF_NAME], "v2");
+        assert_eq!(v["manifests"][0]["digest"], m.digest.to_string());
+        assert_eq!(v["schemaVersion"], 2);
+    }
+}
