@@ -1,0 +1,172 @@
+//! Runs the embedded component with wasmtime: one store per command, with
+//! WASI (stdio and the granted directory only), wasi:http, and imo's own
+//! credentials and progress imports.
+
+use anyhow::{anyhow, Context, Result};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::credentials::Credentials;
+use crate::files::Output;
+use crate::progress::Progress;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "imo",
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+        require_store_data_send: true,
+    });
+}
+
+pub use bindings::imo::incremental::types::{
+    BasicCredential, Credential, Error as GuestError, Platform, ProgressEvent, PullOptions,
+    PullReport, Role,
+};
+
+/// wasmtime has its own error type; this gives it anyhow's `context`.
+trait WasmContext<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> WasmContext<T> for wasmtime::Result<T> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(anyhow::Error::from).context(what.to_string())
+    }
+}
+
+/// The component the build embedded.
+static COMPONENT: &[u8] = include_bytes!(env!("IMO_COMPONENT"));
+
+/// Everything the component can reach, and nothing more.
+struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    credentials: Credentials,
+    progress: Progress,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
+}
+
+impl bindings::imo::incremental::types::Host for State {}
+
+impl bindings::imo::incremental::credentials::Host for State {
+    fn lookup(&mut self, registry: String, role: Role) -> Option<Credential> {
+        self.credentials.lookup(&registry, role)
+    }
+}
+
+impl bindings::imo::incremental::progress::Host for State {
+    fn report(&mut self, event: ProgressEvent) {
+        self.progress.report(event);
+    }
+}
+
+fn instantiate(
+    output: &Output,
+    credentials: Credentials,
+    progress: Progress,
+) -> Result<(Store<State>, bindings::Imo)> {
+    let engine = Engine::new(&Config::new()).ctx("starting wasmtime")?;
+    let component = Component::new(&engine, COMPONENT).ctx("loading the imo component")?;
+    let mut linker: Linker<State> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).ctx("linking WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).ctx("linking WASI")?;
+    bindings::imo::incremental::types::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        .ctx("linking imo imports")?;
+    bindings::imo::incremental::credentials::add_to_linker::<State, HasSelf<State>>(
+        &mut linker,
+        |s| s,
+    )
+    .ctx("linking imo imports")?;
+    bindings::imo::incremental::progress::add_to_linker::<State, HasSelf<State>>(
+        &mut linker,
+        |s| s,
+    )
+    .ctx("linking imo imports")?;
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.inherit_stdout().inherit_stderr();
+    if let Output::File { dir, .. } = output {
+        let guest_dir = dir
+            .to_str()
+            .context("output directory is not valid UTF-8")?;
+        wasi.preopened_dir(dir, guest_dir, FsPerms::ReadWrite)
+            .ctx(&format!("cannot open directory {}", dir.display()))?;
+    }
+    let state = State {
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        table: ResourceTable::new(),
+        credentials,
+        progress,
+    };
+    let mut store = Store::new(&engine, state);
+    let imo = bindings::Imo::instantiate(&mut store, &component, &linker)
+        .ctx("instantiating the imo component")?;
+    Ok((store, imo))
+}
+
+/// The user-facing message of a guest error.
+fn message(e: GuestError) -> anyhow::Error {
+    let text = match e {
+        GuestError::InvalidReference(m)
+        | GuestError::InvalidArgument(m)
+        | GuestError::Unauthorized(m)
+        | GuestError::NotFound(m)
+        | GuestError::DigestMismatch(m)
+        | GuestError::CorruptArchive(m)
+        | GuestError::Unsupported(m)
+        | GuestError::Registry(m)
+        | GuestError::Network(m)
+        | GuestError::Io(m) => m,
+        GuestError::MissingBlobs(list) => {
+            let names: Vec<String> = list
+                .iter()
+                .map(|b| format!("{} ({} bytes)", b.digest, b.size))
+                .collect();
+            format!("{} blob(s) missing: {}", list.len(), names.join(", "))
+        }
+    };
+    anyhow!(text)
+}
+
+/// Runs `pull` in the component.
+pub fn pull(
+    base: &str,
+    final_: &str,
+    output: &Output,
+    options: &PullOptions,
+    credentials: Credentials,
+    progress: Progress,
+) -> Result<PullReport> {
+    let (mut store, imo) = instantiate(output, credentials, progress)?;
+    imo.imo_incremental_api()
+        .call_pull(&mut store, base, final_, output.guest_path(), options)
+        .ctx("the imo component failed")?
+        .map_err(message)
+}
