@@ -1,0 +1,470 @@
+//! End-to-end harness: a real `docker-registry` per test on a free loopback
+//! port, test images built and uploaded here, and independent checks
+//! (sha256 of every blob, skopeo) of what imo writes.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    let h = Sha256::digest(bytes);
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}
+
+/// A `docker-registry` serving plain HTTP on 127.0.0.1, stopped on drop.
+pub struct Registry {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry with empty storage and waits until `/v2/` answers.
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry (apt-get install docker-registry)");
+        let reg = Registry { port, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if ureq::get(&format!("{}/v2/", reg.base())).call().is_ok() {
+                return reg;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry did not answer on port {port}");
+    }
+
+    /// Where the registry stores the blob `digest` (to damage it on purpose).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Uploads a blob (monolithic) and returns its digest.
+    pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let resp = ureq::post(&format!("{}/v2/{repo}/blobs/uploads/", self.base()))
+            .call()
+            .expect("start upload");
+        let location = resp
+            .header("location")
+            .expect("upload location")
+            .to_string();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base())
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        ureq::put(&format!("{url}{sep}digest={digest}"))
+            .set("content-type", "application/octet-stream")
+            .send_bytes(bytes)
+            .expect("finish upload");
+        digest
+    }
+
+    /// Uploads a manifest under `reference` (tag or digest); returns its digest.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> String {
+        ureq::put(&format!("{}/v2/{repo}/manifests/{reference}", self.base()))
+            .set("content-type", media_type)
+            .send_bytes(bytes)
+            .unwrap_or_else(|e| panic!("put manifest {repo}:{reference}: {e}"));
+        sha256(bytes)
+    }
+
+    /// The manifest bytes and content type the registry serves for `reference`.
+    pub fn manifest(&self, repo: &str, reference: &str) -> (Vec<u8>, String) {
+        let resp = ureq::get(&format!("{}/v2/{repo}/manifests/{reference}", self.base()))
+            .set("accept", ACCEPT)
+            .call()
+            .unwrap_or_else(|e| panic!("get manifest {repo}:{reference}: {e}"));
+        let ct = resp.header("content-type").unwrap_or("").to_string();
+        let mut body = Vec::new();
+        resp.into_reader()
+            .read_to_end(&mut body)
+            .expect("read manifest");
+        (body, ct)
+    }
+
+    /// The blob's bytes, or `None` if the repository lacks it.
+    pub fn blob(&self, repo: &str, digest: &str) -> Option<Vec<u8>> {
+        let resp = ureq::get(&format!("{}/v2/{repo}/blobs/{digest}", self.base()))
+            .call()
+            .ok()?;
+        let mut body = Vec::new();
+        resp.into_reader().read_to_end(&mut body).ok()?;
+        Some(body)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A deterministic gzip'd tar layer holding `files`.
+pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, name, *data).expect("tar layer");
+    }
+    let raw = tar.into_inner().expect("tar layer");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).expect("gzip layer");
+    gz.finish().expect("gzip layer")
+}
+
+/// Media types of one flavour of image.
+#[derive(Clone, Copy, Debug)]
+pub enum Flavour {
+    Oci,
+    Docker,
+}
+
+impl Flavour {
+    pub fn manifest(self) -> &'static str {
+        match self {
+            Flavour::Oci => OCI_MANIFEST,
+            Flavour::Docker => DOCKER_MANIFEST,
+        }
+    }
+    pub fn index(self) -> &'static str {
+        match self {
+            Flavour::Oci => OCI_INDEX,
+            Flavour::Docker => DOCKER_LIST,
+        }
+    }
+    fn config(self) -> &'static str {
+        match self {
+            Flavour::Oci => OCI_CONFIG,
+            Flavour::Docker => DOCKER_CONFIG,
+        }
+    }
+    fn layer(self) -> &'static str {
+        match self {
+            Flavour::Oci => OCI_LAYER,
+            Flavour::Docker => DOCKER_LAYER,
+        }
+    }
+}
+
+/// An image as uploaded: its manifest and the digests of its blobs.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub digest: String,
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub config: String,
+    pub layers: Vec<String>,
+}
+
+/// Uploads a single-platform image built from `layers` and tags it (if `tag`).
+pub fn push_image(
+    reg: &Registry,
+    repo: &str,
+    tag: Option<&str>,
+    flavour: Flavour,
+    arch: &str,
+    layers: &[Vec<u8>],
+) -> Pushed {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let mut raw = Vec::new();
+            flate2::read::GzDecoder::new(&l[..])
+                .read_to_end(&mut raw)
+                .expect("gunzip");
+            sha256(&raw)
+        })
+        .collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .expect("config json");
+    let config_digest = reg.put_blob(repo, &config);
+    let mut layer_descs = Vec::new();
+    let mut layer_digests = Vec::new();
+    for l in layers {
+        let d = reg.put_blob(repo, l);
+        layer_descs.push(json!({"mediaType": flavour.layer(), "digest": d, "size": l.len()}));
+        layer_digests.push(d);
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": flavour.manifest(),
+        "config": {"mediaType": flavour.config(), "digest": config_digest, "size": config.len()},
+        "layers": layer_descs,
+    }))
+    .expect("manifest json");
+    let digest = sha256(&manifest);
+    reg.put_manifest(repo, tag.unwrap_or(&digest), flavour.manifest(), &manifest);
+    Pushed {
+        digest,
+        bytes: manifest,
+        media_type: flavour.manifest().to_string(),
+        config: config_digest,
+        layers: layer_digests,
+    }
+}
+
+/// Uploads an index of `children` (amd64 and arm64 images) under `tag`.
+pub fn push_index(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    flavour: Flavour,
+    children: &[(&Pushed, &str)],
+) -> Pushed {
+    let entries: Vec<Value> = children
+        .iter()
+        .map(|(c, arch)| {
+            json!({
+                "mediaType": c.media_type,
+                "digest": c.digest,
+                "size": c.bytes.len(),
+                "platform": {"architecture": arch, "os": "linux"},
+            })
+        })
+        .collect();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": flavour.index(),
+        "manifests": entries,
+    }))
+    .expect("index json");
+    let digest = reg.put_manifest(repo, tag, flavour.index(), &index);
+    Pushed {
+        digest,
+        bytes: index,
+        media_type: flavour.index().to_string(),
+        config: String::new(),
+        layers: Vec::new(),
+    }
+}
+
+/// Runs the `imo` binary as a user would.
+pub fn imo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imo"))
+        .args(args)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .expect("run imo")
+}
+
+/// Runs skopeo without a system policy file.
+pub fn skopeo(args: &[&str]) -> Output {
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .expect("run skopeo (apt-get install skopeo)")
+}
+
+/// Asserts the command succeeded, showing its stderr otherwise.
+pub fn ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The entries of a tar archive: name -> bytes (test images are small).
+pub fn read_tar(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut ar = tar::Archive::new(bytes);
+    for entry in ar.entries().expect("tar entries") {
+        let mut e = entry.expect("tar entry");
+        if e.header().entry_type().is_dir() {
+            continue;
+        }
+        let name = e.path().expect("entry path").to_string_lossy().into_owned();
+        let mut body = Vec::new();
+        e.read_to_end(&mut body).expect("entry body");
+        assert!(
+            out.insert(name.clone(), body).is_none(),
+            "duplicate entry {name}"
+        );
+    }
+    out
+}
+
+/// An OCI archive, checked independently of imo's reader: every blob
+/// hashes to its name and `index.json` names one manifest that is present.
+pub struct Archive {
+    pub entries: BTreeMap<String, Vec<u8>>,
+    pub index: Value,
+}
+
+impl Archive {
+    pub fn open(path: &Path) -> Archive {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        Archive::from_bytes(&bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Archive {
+        let entries = read_tar(bytes);
+        let layout: Value =
+            serde_json::from_slice(&entries["oci-layout"]).expect("oci-layout json");
+        assert_eq!(layout["imageLayoutVersion"], "1.0.0");
+        for (name, body) in &entries {
+            if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+                assert_eq!(
+                    sha256(body),
+                    format!("sha256:{hex}"),
+                    "blob {name} does not hash to its name"
+                );
+            }
+        }
+        let index: Value = serde_json::from_slice(&entries["index.json"]).expect("index.json");
+        assert_eq!(
+            index["manifests"].as_array().map(Vec::len),
+            Some(1),
+            "index.json: {index}"
+        );
+        let archive = Archive { entries, index };
+        assert!(archive.has(&archive.top_digest()), "top manifest missing");
+        archive
+    }
+
+    pub fn top_digest(&self) -> String {
+        self.index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn has(&self, digest: &str) -> bool {
+        self.entries.contains_key(&blob_path(digest))
+    }
+
+    pub fn blob(&self, digest: &str) -> &[u8] {
+        &self.entries[&blob_path(digest)]
+    }
+
+    /// Names of the blob entries.
+    pub fn blobs(&self) -> Vec<String> {
+        self.entries
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("blobs/sha256/")
+                    .map(|h| format!("sha256:{h}"))
+            })
+            .collect()
+    }
+}
+
+fn blob_path(digest: &str) -> String {
+    format!("blobs/{}", digest.replacen(':', "/", 1))
+}
+
+/// A temp dir for outputs.
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// The files in `dir`.
+pub fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Copies an archive into `dest` with skopeo (all platforms, digests kept).
+pub fn skopeo_copy_to(archive: &Path, dest: &Registry, repo_tag: &str) -> Output {
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci-archive:{}", archive.display()),
+        &format!("docker://{}/{repo_tag}", dest.host()),
+    ])
+}
+
+/// The OCI architecture name of this machine.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
