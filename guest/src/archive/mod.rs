@@ -2,4 +2,5 @@
 //! in a tar stream.
 
 pub mod output;
+pub mod reader;
 pub mod writer;
