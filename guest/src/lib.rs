@@ -6,11 +6,14 @@ pub mod archive;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod inspect;
 pub mod manifest;
+pub mod plan;
 pub mod platform;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod source;
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
@@ -37,6 +40,79 @@ fn platform_from(p: wit::Platform) -> Platform {
         os: p.os,
         architecture: p.architecture,
         variant: p.variant,
+    }
+}
+
+fn platform_to(p: Platform) -> wit::Platform {
+    wit::Platform {
+        os: p.os,
+        architecture: p.architecture,
+        variant: p.variant,
+    }
+}
+
+fn options_from(options: wit::PullOptions) -> pull::PullOptions {
+    pull::PullOptions {
+        platform: options.platform.map(platform_from),
+        all_platforms: options.all_platforms,
+        host_platform: platform_from(options.host_platform),
+        tls_verify: options.tls_verify,
+    }
+}
+
+fn blob_info(d: &manifest::Descriptor) -> wit::BlobInfo {
+    wit::BlobInfo {
+        digest: d.digest.to_string(),
+        size: d.size,
+        media_type: d.media_type.clone(),
+    }
+}
+
+fn plan_report(
+    p: &plan::Plan,
+    present: &[manifest::Descriptor],
+    missing: &[manifest::Descriptor],
+) -> wit::PlanReport {
+    let action = |a: plan::Action| match a {
+        plan::Action::Include => wit::BlobAction::Include,
+        plan::Action::LeftOut => wit::BlobAction::LeftOut,
+        plan::Action::Foreign => wit::BlobAction::Foreign,
+    };
+    let images = p
+        .images
+        .iter()
+        .map(|i| wit::ImagePlan {
+            platform: i.platform.clone().map(platform_to),
+            manifest_digest: i.manifest.digest.to_string(),
+            manifest_size: i.manifest.size,
+            blobs: i
+                .blobs
+                .iter()
+                .map(|b| wit::PlannedBlob {
+                    digest: b.desc.digest.to_string(),
+                    size: b.desc.size,
+                    media_type: b.desc.media_type.clone(),
+                    is_layer: b.is_layer,
+                    action: action(b.action),
+                })
+                .collect(),
+        })
+        .collect();
+    wit::PlanReport {
+        reference: p.reference.clone(),
+        base: p.base.clone(),
+        tag: p.tag.clone(),
+        digest: p.top.digest.to_string(),
+        media_type: p.top.media_type.clone(),
+        images,
+        archive_blob_bytes: p.archive_blob_bytes(),
+        archive_size: p.archive_size(),
+        full_bytes: p.full_bytes(),
+        left_out_bytes: p.left_out_bytes(),
+        layers: p.layer_count() as u32,
+        layers_left_out: p.left_out().count() as u32,
+        present: present.iter().map(blob_info).collect(),
+        missing: missing.iter().map(blob_info).collect(),
     }
 }
 
@@ -73,13 +149,7 @@ impl Guest for Component {
         output: String,
         options: wit::PullOptions,
     ) -> Result<wit::PullReport, wit::Error> {
-        let opts = pull::PullOptions {
-            platform: options.platform.map(platform_from),
-            all_platforms: options.all_platforms,
-            host_platform: platform_from(options.host_platform),
-            tls_verify: options.tls_verify,
-        };
-        let r = pull::pull(&base, &final_, &output, &opts)?;
+        let r = pull::pull(&base, &final_, &output, &options_from(options))?;
         Ok(wit::PullReport {
             reference: r.reference,
             digest: r.digest,
@@ -88,7 +158,23 @@ impl Guest for Component {
             bytes_written: r.bytes_written,
             layers_left_out: r.layers_left_out,
             bytes_left_out: r.bytes_left_out,
+            archive_size: r.archive_size,
         })
+    }
+
+    fn plan(
+        base: String,
+        final_: String,
+        options: wit::PullOptions,
+    ) -> Result<wit::PlanReport, wit::Error> {
+        let p = pull::plan(&base, &final_, &options_from(options))?;
+        let missing: Vec<manifest::Descriptor> = p.left_out().map(|b| b.desc.clone()).collect();
+        Ok(plan_report(&p, &[], &missing))
+    }
+
+    fn inspect(archive: String) -> Result<wit::PlanReport, wit::Error> {
+        let i = inspect::inspect(&archive)?;
+        Ok(plan_report(&i.plan, &i.present, &i.missing))
     }
 }
 

@@ -9,6 +9,57 @@ use crate::digest::Digest;
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
+const BLOCK: u64 = 512;
+
+fn padded(n: u64) -> u64 {
+    n.div_ceil(BLOCK) * BLOCK
+}
+
+/// Whether `path` fits a ustar header (name, or prefix + name) as the tar
+/// crate splits it; otherwise it writes a GNU long-name entry first.
+fn fits_ustar(path: &str) -> bool {
+    if path.len() <= 100 {
+        return true;
+    }
+    // The longest parent that fits the 155-byte prefix field.
+    let cut = path.rmatch_indices('/').map(|(i, _)| i).find(|&i| i <= 155);
+    cut.is_some_and(|i| path.len() - i - 1 <= 100)
+}
+
+/// Bytes one entry of `size` bytes at `path` takes in the tar.
+pub fn entry_len(path: &str, size: u64) -> u64 {
+    let long_name = if fits_ustar(path) {
+        0
+    } else {
+        BLOCK + padded(path.len() as u64 + 1)
+    };
+    long_name + BLOCK + padded(size)
+}
+
+/// Exact size of the archive [`ArchiveWriter`] writes for these blobs
+/// (each once) and this `index.json`.
+pub fn archive_len<'a>(
+    blobs: impl IntoIterator<Item = (&'a Digest, u64)>,
+    index_json_len: u64,
+) -> u64 {
+    let mut seen = HashSet::new();
+    let mut dirs = HashSet::new();
+    let mut total = entry_len("oci-layout", OCI_LAYOUT.len() as u64);
+    for (digest, size) in blobs {
+        if !seen.insert(digest) {
+            continue;
+        }
+        if dirs.is_empty() {
+            total += BLOCK;
+        }
+        if dirs.insert(digest.algorithm()) {
+            total += BLOCK;
+        }
+        total += entry_len(&digest.blob_path(), size);
+    }
+    total + entry_len("index.json", index_json_len) + 2 * BLOCK
+}
+
 /// Writes an OCI archive entry by entry; blobs are written once each.
 pub struct ArchiveWriter<W: Write> {
     tar: tar::Builder<W>,
@@ -138,6 +189,27 @@ mod tests {
                 "index.json".into()
             ]
         );
+    }
+
+    #[test]
+    fn predicts_its_own_size() {
+        let small = Digest::sha256_of(b"x");
+        let big = vec![3u8; 1500];
+        let big_d = Digest::sha256_of(&big);
+        let long = Digest::parse(&format!("sha512:{}", "ab".repeat(64))).unwrap();
+        let mut w = ArchiveWriter::new(Vec::new()).unwrap();
+        w.put_bytes(&small, b"x").unwrap();
+        w.put_bytes(&big_d, &big).unwrap();
+        w.put_bytes(&long, &[1; 700]).unwrap();
+        w.put_bytes(&small, b"x").unwrap();
+        let out = w.finish(&[b'{'; 513]).unwrap();
+        let predicted = archive_len(
+            [(&small, 1), (&big_d, 1500), (&long, 700), (&small, 1)],
+            513,
+        );
+        assert_eq!(predicted, out.len() as u64);
+        assert!(fits_ustar(&small.blob_path()));
+        assert!(!fits_ustar(&long.blob_path()));
     }
 
     #[test]

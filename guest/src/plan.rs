@@ -1,0 +1,263 @@
+//! The diff plan: which of FINAL's blobs go into the archive and which stay
+//! out because BASE has them. One value shared by `pull` and `plan`.
+
+use std::collections::HashSet;
+
+use crate::archive::writer::archive_len;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::manifest::{platforms, select_platform, Descriptor, LayoutIndex, Parsed, RawManifest};
+use crate::platform::Platform;
+use crate::source::Source;
+
+/// Deepest index nesting followed (index -> index -> manifest is legal).
+pub const MAX_DEPTH: usize = 4;
+
+/// What happens to a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Written into the archive.
+    Include,
+    /// Left out: the base has it, so the destination will.
+    LeftOut,
+    /// A foreign / non-distributable layer: never copied.
+    Foreign,
+}
+
+/// A blob of FINAL and its fate.
+#[derive(Debug, Clone)]
+pub struct PlannedBlob {
+    /// The descriptor, as in the manifest.
+    pub desc: Descriptor,
+    /// Configs are never left out; layers may be.
+    pub is_layer: bool,
+    /// The decision.
+    pub action: Action,
+}
+
+/// One image (platform) of FINAL.
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    /// Its platform, when an index names it.
+    pub platform: Option<Platform>,
+    /// Its manifest.
+    pub manifest: Descriptor,
+    /// Config first, then layers bottom-up.
+    pub blobs: Vec<PlannedBlob>,
+}
+
+/// Everything a pull will write, decided before a byte of a layer moves.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// FINAL as named by its source.
+    pub reference: String,
+    /// BASE as named by its source, if not scratch.
+    pub base: Option<String>,
+    /// The tag for `index.json`.
+    pub tag: Option<String>,
+    /// The descriptor `index.json` names.
+    pub top: Descriptor,
+    /// Manifests and indexes, children before parents.
+    pub manifests: Vec<RawManifest>,
+    /// The images, in index order.
+    pub images: Vec<ImagePlan>,
+    /// Distinct blobs in write order.
+    pub blobs: Vec<PlannedBlob>,
+}
+
+/// Every layer digest of every image BASE has, all platforms.
+pub fn base_layers(base: &mut dyn Source) -> Result<HashSet<Digest>> {
+    let mut layers = HashSet::new();
+    let mut queue = vec![(base.top()?, 0usize)];
+    while let Some((m, depth)) = queue.pop() {
+        match m.parsed {
+            Parsed::Image(img) => layers.extend(img.layers.into_iter().map(|l| l.digest)),
+            Parsed::Index(ix) => {
+                if depth >= MAX_DEPTH {
+                    return Err(too_deep(&base.name()));
+                }
+                for child in &ix.manifests {
+                    queue.push((base.manifest(child)?, depth + 1));
+                }
+            }
+        }
+    }
+    Ok(layers)
+}
+
+fn too_deep(name: &str) -> Error {
+    Error::Unsupported(format!("{name}: indexes nested more than {MAX_DEPTH} deep"))
+}
+
+impl Plan {
+    /// Resolves FINAL (the whole tree with `all`, else the platform `want`)
+    /// and decides each blob against BASE's layers.
+    pub fn build(
+        base: Option<&mut dyn Source>,
+        final_: &mut dyn Source,
+        all: bool,
+        want: &Platform,
+    ) -> Result<Plan> {
+        let base_name = base.as_ref().map(|b| b.name());
+        let have = match base {
+            Some(b) => base_layers(b)?,
+            None => HashSet::new(),
+        };
+        let decide = |desc: &Descriptor, is_layer: bool| {
+            if desc.is_foreign() {
+                Action::Foreign
+            } else if is_layer && have.contains(&desc.digest) {
+                Action::LeftOut
+            } else {
+                Action::Include
+            }
+        };
+        let mut plan = Plan::build_with(final_, all, want, &decide)?;
+        plan.base = base_name;
+        Ok(plan)
+    }
+
+    /// Resolves FINAL and decides each blob with `decide(descriptor, is_layer)`.
+    pub fn build_with(
+        final_: &mut dyn Source,
+        all: bool,
+        want: &Platform,
+        decide: &dyn Fn(&Descriptor, bool) -> Action,
+    ) -> Result<Plan> {
+        let top = final_.top()?;
+        let reference = final_.name();
+        let mut plan = Plan {
+            tag: final_.tag(),
+            base: None,
+            top: top.descriptor(),
+            reference,
+            manifests: Vec::new(),
+            images: Vec::new(),
+            blobs: Vec::new(),
+        };
+        let top = match (&top.parsed, all) {
+            (Parsed::Index(ix), false) => {
+                let chosen = select_platform(ix, want).ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "{} has no image for platform {want} (it has: {}); use --platform or --all-platforms",
+                        plan.reference,
+                        platforms(ix)
+                    ))
+                })?;
+                let child = final_.manifest(chosen)?;
+                if matches!(child.parsed, Parsed::Index(_)) {
+                    return Err(Error::Unsupported(format!(
+                        "{}: the {want} entry is itself an index; use --all-platforms",
+                        plan.reference
+                    )));
+                }
+                let mut top = chosen.clone();
+                top.annotations.clear();
+                plan.top = top.clone();
+                plan.add(final_, child, Some(top), 0, decide)?;
+                return Ok(plan);
+            }
+            _ => top,
+        };
+        plan.add(final_, top, None, 0, decide)?;
+        Ok(plan)
+    }
+
+    fn add(
+        &mut self,
+        src: &mut dyn Source,
+        m: RawManifest,
+        entry: Option<Descriptor>,
+        depth: usize,
+        decide: &dyn Fn(&Descriptor, bool) -> Action,
+    ) -> Result<()> {
+        match &m.parsed {
+            Parsed::Image(img) => {
+                let mut image = ImagePlan {
+                    platform: entry.as_ref().and_then(|e| e.platform.clone()),
+                    manifest: entry.unwrap_or_else(|| m.descriptor()),
+                    blobs: Vec::new(),
+                };
+                let config = std::iter::once((&img.config, false));
+                for (desc, is_layer) in config.chain(img.layers.iter().map(|l| (l, true))) {
+                    let action = decide(desc, is_layer);
+                    let planned = PlannedBlob {
+                        desc: desc.clone(),
+                        is_layer,
+                        action,
+                    };
+                    if !self.blobs.iter().any(|b| b.desc.digest == desc.digest) {
+                        self.blobs.push(planned.clone());
+                    }
+                    image.blobs.push(planned);
+                }
+                self.images.push(image);
+            }
+            Parsed::Index(ix) => {
+                if depth >= MAX_DEPTH {
+                    return Err(too_deep(&self.reference));
+                }
+                for child_desc in ix.manifests.clone() {
+                    let child = src.manifest(&child_desc)?;
+                    self.add(src, child, Some(child_desc), depth + 1, decide)?;
+                }
+            }
+        }
+        if !self.manifests.iter().any(|x| x.digest == m.digest) {
+            self.manifests.push(m);
+        }
+        Ok(())
+    }
+
+    /// The archive's `index.json`.
+    pub fn index_json(&self) -> Vec<u8> {
+        LayoutIndex::new(self.top.clone(), self.tag.as_deref()).to_bytes()
+    }
+
+    /// Blobs written into the archive, manifests included, each once.
+    fn written(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.blobs
+            .iter()
+            .filter(|b| b.action == Action::Include)
+            .map(|b| (&b.desc.digest, b.desc.size))
+            .chain(
+                self.manifests
+                    .iter()
+                    .map(|m| (&m.digest, m.bytes.len() as u64)),
+            )
+    }
+
+    /// Bytes of blob content in the archive (configs, layers, manifests).
+    pub fn archive_blob_bytes(&self) -> u64 {
+        let mut seen = HashSet::new();
+        self.written()
+            .filter(|(d, _)| seen.insert(*d))
+            .map(|(_, s)| s)
+            .sum()
+    }
+
+    /// The exact size of the archive file.
+    pub fn archive_size(&self) -> u64 {
+        archive_len(self.written(), self.index_json().len() as u64)
+    }
+
+    /// Bytes of the layers left out.
+    pub fn left_out_bytes(&self) -> u64 {
+        self.left_out().map(|b| b.desc.size).sum()
+    }
+
+    /// The layers left out.
+    pub fn left_out(&self) -> impl Iterator<Item = &PlannedBlob> {
+        self.blobs.iter().filter(|b| b.action == Action::LeftOut)
+    }
+
+    /// Bytes of the whole image (every distributable blob and manifest).
+    pub fn full_bytes(&self) -> u64 {
+        self.archive_blob_bytes() + self.left_out_bytes()
+    }
+
+    /// Number of distinct layers.
+    pub fn layer_count(&self) -> usize {
+        self.blobs.iter().filter(|b| b.is_layer).count()
+    }
+}

@@ -1,0 +1,197 @@
+//! OCI image layouts as a [`Source`]: a directory, or an archive read in place.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::Source;
+use crate::archive::reader::ArchiveReader;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, ImageIndex, RawManifest, MAX_MANIFEST_BYTES, REF_NAME};
+
+/// Files of a layout, by path inside it.
+pub trait LayoutStore {
+    /// Whether the file exists.
+    fn exists(&self, name: &str) -> bool;
+    /// Reads a small file, refusing more than `limit` bytes.
+    fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>>;
+    /// Streams a file.
+    fn stream(&self, name: &str) -> Result<Box<dyn Read + '_>>;
+}
+
+/// A layout directory.
+pub struct DirStore {
+    root: PathBuf,
+    shown: String,
+}
+
+impl DirStore {
+    /// Opens directory `path`, which must hold an `index.json`.
+    pub fn new(path: &str) -> Result<Self> {
+        let root = PathBuf::from(path);
+        if !root.join("index.json").is_file() {
+            return Err(Error::NotFound(format!(
+                "{path} is not an OCI layout directory: it has no index.json"
+            )));
+        }
+        Ok(DirStore {
+            root,
+            shown: path.to_string(),
+        })
+    }
+
+    fn open(&self, name: &str) -> Result<File> {
+        File::open(self.root.join(name))
+            .map_err(|e| Error::io(&format!("{}/{name}", self.shown), "read", &e))
+    }
+}
+
+impl LayoutStore for DirStore {
+    fn exists(&self, name: &str) -> bool {
+        self.root.join(name).is_file()
+    }
+
+    fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.open(name)?
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::io(&format!("{}/{name}", self.shown), "read", &e))?;
+        if out.len() as u64 > limit {
+            return Err(Error::CorruptArchive(format!(
+                "{}/{name} is larger than {limit} bytes",
+                self.shown
+            )));
+        }
+        Ok(out)
+    }
+
+    fn stream(&self, name: &str) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.open(name)?))
+    }
+}
+
+impl LayoutStore for ArchiveReader {
+    fn exists(&self, name: &str) -> bool {
+        self.contains(name)
+    }
+
+    fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        ArchiveReader::read(self, name, limit)
+    }
+
+    fn stream(&self, name: &str) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.open_entry(name)?))
+    }
+}
+
+/// An image in a layout, chosen by tag or as its only image.
+pub struct LayoutSource<S> {
+    store: S,
+    shown: String,
+    tag: Option<String>,
+}
+
+impl<S: LayoutStore> LayoutSource<S> {
+    /// The image tagged `tag` (or the only one) in `store`, named `shown`.
+    pub fn new(store: S, shown: String, tag: Option<String>) -> Self {
+        LayoutSource { store, shown, tag }
+    }
+
+    /// The layout's `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        let bytes = self.store.read("index.json", MAX_MANIFEST_BYTES)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::CorruptArchive(format!(
+                "{}: index.json is not a valid OCI index: {e}",
+                self.shown
+            ))
+        })
+    }
+
+    /// The `index.json` entry this source names.
+    pub fn top_descriptor(&self) -> Result<Descriptor> {
+        let index = self.index()?;
+        let name = self.name();
+        match &self.tag {
+            Some(tag) => index
+                .manifests
+                .into_iter()
+                .find(|d| d.annotations.get(REF_NAME) == Some(tag))
+                .ok_or_else(|| Error::NotFound(format!("{name}: no image tagged {tag}"))),
+            None => match index.manifests.len() {
+                1 => Ok(index.manifests.into_iter().next().expect("one entry")),
+                0 => Err(Error::CorruptArchive(format!(
+                    "{name}: index.json lists no image"
+                ))),
+                n => Err(Error::InvalidReference(format!(
+                    "{name} holds {n} images: name one with :TAG"
+                ))),
+            },
+        }
+    }
+
+    fn document(&self, desc: &Descriptor) -> Result<RawManifest> {
+        let shown = format!("{}@{}", self.shown, desc.digest);
+        let path = desc.digest.blob_path();
+        if !self.store.exists(&path) {
+            return Err(Error::CorruptArchive(format!(
+                "{}: manifest {} is missing",
+                self.shown, desc.digest
+            )));
+        }
+        let bytes = self.store.read(&path, MAX_MANIFEST_BYTES)?;
+        let actual = desc.digest.same_algorithm_of(&bytes);
+        if actual != desc.digest || bytes.len() as u64 != desc.size {
+            return Err(Error::DigestMismatch(format!(
+                "manifest {shown} has digest {actual} and {} bytes, its descriptor says {} bytes",
+                bytes.len(),
+                desc.size
+            )));
+        }
+        RawManifest::parse(bytes, Some(&desc.media_type), &shown)
+    }
+
+    /// Whether the layout holds blob `digest`.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.store.exists(&digest.blob_path())
+    }
+}
+
+impl<S: LayoutStore> Source for LayoutSource<S> {
+    fn name(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("{}:{t}", self.shown),
+            None => self.shown.clone(),
+        }
+    }
+
+    fn tag(&self) -> Option<String> {
+        self.tag.clone().or_else(|| {
+            self.top_descriptor()
+                .ok()
+                .and_then(|d| d.annotations.get(REF_NAME).cloned())
+        })
+    }
+
+    fn top(&mut self) -> Result<RawManifest> {
+        let desc = self.top_descriptor()?;
+        self.document(&desc)
+    }
+
+    fn manifest(&mut self, desc: &Descriptor) -> Result<RawManifest> {
+        self.document(desc)
+    }
+
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        let path = desc.digest.blob_path();
+        if !self.store.exists(&path) {
+            return Err(Error::NotFound(format!(
+                "{}: blob {} is not in it",
+                self.shown, desc.digest
+            )));
+        }
+        self.store.stream(&path)
+    }
+}

@@ -1,0 +1,71 @@
+//! A registry as a [`Source`].
+
+use std::io::Read;
+
+use super::Source;
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, RawManifest};
+use crate::reference::Reference;
+use crate::registry::Registry;
+
+/// One image reference in one registry.
+pub struct RegistrySource {
+    registry: Registry,
+    reference: Reference,
+}
+
+impl RegistrySource {
+    /// The image `reference` at `registry`.
+    pub fn new(registry: Registry, reference: Reference) -> Self {
+        RegistrySource {
+            registry,
+            reference,
+        }
+    }
+}
+
+impl Source for RegistrySource {
+    fn name(&self) -> String {
+        self.reference.to_string()
+    }
+
+    fn tag(&self) -> Option<String> {
+        self.reference.tag().map(str::to_string)
+    }
+
+    fn top(&mut self) -> Result<RawManifest> {
+        let name = self.name();
+        self.registry.manifest(
+            self.reference.repository(),
+            &self.reference.manifest_reference(),
+            &name,
+        )
+    }
+
+    fn manifest(&mut self, desc: &Descriptor) -> Result<RawManifest> {
+        let shown = format!(
+            "{}/{}@{}",
+            self.reference.registry(),
+            self.reference.repository(),
+            desc.digest
+        );
+        let m = self.registry.manifest(
+            self.reference.repository(),
+            &desc.digest.to_string(),
+            &shown,
+        )?;
+        if m.bytes.len() as u64 != desc.size {
+            return Err(Error::DigestMismatch(format!(
+                "manifest {shown} is {} bytes, its descriptor says {}",
+                m.bytes.len(),
+                desc.size
+            )));
+        }
+        Ok(m)
+    }
+
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        let body = self.registry.blob(self.reference.repository(), desc)?;
+        Ok(Box::new(body))
+    }
+}
