@@ -9,7 +9,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::credentials::Credentials;
-use crate::files::Output;
+use crate::files::{Grants, Output};
 use crate::progress::Progress;
 
 mod bindings {
@@ -26,8 +26,8 @@ mod bindings {
 }
 
 pub use bindings::imo::incremental::types::{
-    BasicCredential, Credential, Error as GuestError, Platform, ProgressEvent, PullOptions,
-    PullReport, Role,
+    BasicCredential, BlobAction, BlobInfo, Credential, Error as GuestError, PlanReport, Platform,
+    ProgressEvent, PullOptions, PullReport, Role,
 };
 
 /// wasmtime has its own error type; this gives it anyhow's `context`.
@@ -87,7 +87,7 @@ impl bindings::imo::incremental::progress::Host for State {
 }
 
 fn instantiate(
-    output: &Output,
+    grants: &Grants,
     credentials: Credentials,
     progress: Progress,
 ) -> Result<(Store<State>, bindings::Imo)> {
@@ -111,12 +111,15 @@ fn instantiate(
 
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdout().inherit_stderr();
-    if let Output::File { dir, .. } = output {
-        let guest_dir = dir
-            .to_str()
-            .context("output directory is not valid UTF-8")?;
-        wasi.preopened_dir(dir, guest_dir, FsPerms::ReadWrite)
-            .ctx(&format!("cannot open directory {}", dir.display()))?;
+    for g in grants.dirs() {
+        let guest_dir = g.dir.to_str().context("directory is not valid UTF-8")?;
+        let perms = if g.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&g.dir, guest_dir, perms)
+            .ctx(&format!("cannot open directory {}", g.dir.display()))?;
     }
     let state = State {
         wasi: wasi.build(),
@@ -160,13 +163,39 @@ pub fn pull(
     base: &str,
     final_: &str,
     output: &Output,
+    grants: &Grants,
     options: &PullOptions,
     credentials: Credentials,
     progress: Progress,
 ) -> Result<PullReport> {
-    let (mut store, imo) = instantiate(output, credentials, progress)?;
+    let (mut store, imo) = instantiate(grants, credentials, progress)?;
     imo.imo_incremental_api()
         .call_pull(&mut store, base, final_, output.guest_path(), options)
+        .ctx("the imo component failed")?
+        .map_err(message)
+}
+
+/// Runs `plan` in the component.
+pub fn plan(
+    base: &str,
+    final_: &str,
+    grants: &Grants,
+    options: &PullOptions,
+    credentials: Credentials,
+    progress: Progress,
+) -> Result<PlanReport> {
+    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    imo.imo_incremental_api()
+        .call_plan(&mut store, base, final_, options)
+        .ctx("the imo component failed")?
+        .map_err(message)
+}
+
+/// Runs `inspect` in the component.
+pub fn inspect(archive: &str, grants: &Grants, progress: Progress) -> Result<PlanReport> {
+    let (mut store, imo) = instantiate(grants, Credentials::default(), progress)?;
+    imo.imo_incremental_api()
+        .call_inspect(&mut store, archive)
         .ctx("the imo component failed")?
         .map_err(message)
 }

@@ -1,0 +1,143 @@
+//! Renders plan and inspect reports as a table or JSON.
+
+use serde_json::{json, Value};
+
+use crate::progress::bytes;
+use crate::runtime::{BlobAction, BlobInfo, PlanReport, Platform};
+
+fn platform(p: &Option<Platform>) -> String {
+    match p {
+        Some(p) => match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        },
+        None => "-".into(),
+    }
+}
+
+fn action(a: BlobAction) -> &'static str {
+    match a {
+        BlobAction::Include => "include",
+        BlobAction::LeftOut => "left-out",
+        BlobAction::Foreign => "foreign",
+    }
+}
+
+fn blob_list(list: &[BlobInfo]) -> Value {
+    list.iter()
+        .map(|b| json!({"digest": b.digest, "size": b.size, "mediaType": b.media_type}))
+        .collect()
+}
+
+/// The report as JSON (stable field names, sizes in bytes).
+pub fn to_json(r: &PlanReport) -> Value {
+    let images: Vec<Value> = r
+        .images
+        .iter()
+        .map(|i| {
+            json!({
+                "platform": i.platform.as_ref().map(|_| platform(&i.platform)),
+                "manifest": {"digest": i.manifest_digest, "size": i.manifest_size},
+                "blobs": i.blobs.iter().map(|b| json!({
+                    "digest": b.digest,
+                    "size": b.size,
+                    "mediaType": b.media_type,
+                    "kind": if b.is_layer { "layer" } else { "config" },
+                    "action": action(b.action),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "reference": r.reference,
+        "base": r.base,
+        "tag": r.tag,
+        "digest": r.digest,
+        "mediaType": r.media_type,
+        "images": images,
+        "archiveBlobBytes": r.archive_blob_bytes,
+        "archiveSize": r.archive_size,
+        "fullBytes": r.full_bytes,
+        "leftOutBytes": r.left_out_bytes,
+        "layers": r.layers,
+        "layersLeftOut": r.layers_left_out,
+        "present": blob_list(&r.present),
+        "missing": blob_list(&r.missing),
+    })
+}
+
+fn table(r: &PlanReport, left_out_label: &str) -> String {
+    let mut out = format!(
+        "{:<16} {:<7} {:<71} {:>10}  {}\n",
+        "PLATFORM", "KIND", "DIGEST", "SIZE", "ACTION"
+    );
+    for i in &r.images {
+        for b in &i.blobs {
+            let act = match b.action {
+                BlobAction::Include => "include",
+                BlobAction::LeftOut => left_out_label,
+                BlobAction::Foreign => "foreign (never copied)",
+            };
+            out.push_str(&format!(
+                "{:<16} {:<7} {:<71} {:>10}  {act}\n",
+                platform(&i.platform),
+                if b.is_layer { "layer" } else { "config" },
+                b.digest,
+                bytes(b.size),
+            ));
+        }
+    }
+    out
+}
+
+/// `imo plan` as a table.
+pub fn plan_table(r: &PlanReport) -> String {
+    let mut out = format!(
+        "{} -> {} ({})\n",
+        r.base.as_deref().unwrap_or("scratch"),
+        r.reference,
+        r.digest
+    );
+    out.push_str(&table(r, "left out (base has it)"));
+    let pct = if r.full_bytes == 0 {
+        100.0
+    } else {
+        r.archive_blob_bytes as f64 * 100.0 / r.full_bytes as f64
+    };
+    out.push_str(&format!(
+        "archive: {} of blobs ({:.1}% of the image's {}), file {} bytes; {} of {} layer(s) left out ({})\n",
+        bytes(r.archive_blob_bytes),
+        pct,
+        bytes(r.full_bytes),
+        r.archive_size,
+        r.layers_left_out,
+        r.layers,
+        bytes(r.left_out_bytes),
+    ));
+    out
+}
+
+/// `imo inspect` as a table.
+pub fn inspect_table(r: &PlanReport) -> String {
+    let mut out = format!(
+        "{}\nreference: {}\ndigest: {} ({})\n",
+        r.reference,
+        r.tag.as_deref().unwrap_or("-"),
+        r.digest,
+        r.media_type
+    );
+    out.push_str(&table(r, "left out (needed at the destination)"));
+    let present: u64 = r.present.iter().map(|b| b.size).sum();
+    let missing: u64 = r.missing.iter().map(|b| b.size).sum();
+    out.push_str(&format!(
+        "present: {} blob(s), {}; left out: {} blob(s), {}\n",
+        r.present.len(),
+        bytes(present),
+        r.missing.len(),
+        bytes(missing)
+    ));
+    for m in &r.missing {
+        out.push_str(&format!("  needs {} ({})\n", m.digest, bytes(m.size)));
+    }
+    out
+}
