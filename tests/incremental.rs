@@ -355,3 +355,50 @@ fn plan_table_names_each_layer() {
     }
     assert!(table.contains("2 of 4 layer(s) left out"), "{table}");
 }
+
+#[test]
+fn foreign_layers_are_never_downloaded_nor_missing() {
+    let src = Registry::start();
+    let normal = layer(&[("a", b"normal")]);
+    let normal_digest = src.put_blob("win", &normal);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = src.put_blob("win", config);
+    // Never uploaded anywhere: a client that fetched it would fail.
+    let foreign_digest = sha256(b"foreign layer content");
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [
+            {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": foreign_digest, "size": 21,
+             "urls": ["https://foreign.invalid/layer"]},
+            {"mediaType": DOCKER_LAYER, "digest": normal_digest, "size": normal.len()},
+        ],
+    }))
+    .unwrap();
+    let digest = src.put_manifest("win", "v1", DOCKER_MANIFEST, &manifest);
+    let reference = format!("{}/win:v1", src.host());
+
+    let plan = plan_json(&["scratch", &reference]);
+    let actions: Vec<&str> = plan["images"][0]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["include", "foreign", "include"]);
+
+    let dir = workdir();
+    let out = dir.path().join("win.tar");
+    pull("scratch", &reference, &out, &[]);
+    let archive = Archive::open(&out);
+    assert_eq!(archive.top_digest(), digest);
+    assert!(!archive.has(&foreign_digest));
+    assert!(archive.has(&normal_digest));
+
+    let run = imo(&["inspect", "--json", out.to_str().unwrap()]);
+    ok(&run, "imo inspect");
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(report["missing"].as_array().unwrap().is_empty(), "{report}");
+}
