@@ -13,8 +13,8 @@ use crate::bindings::wasi::io::streams::{InputStream, StreamError};
 const SECOND_NS: u64 = 1_000_000_000;
 const CONNECT_TIMEOUT: u64 = 30 * SECOND_NS;
 const IDLE_TIMEOUT: u64 = 120 * SECOND_NS;
-/// wasi:io output streams accept at most 4096 bytes per blocking write.
-const WRITE_CHUNK: usize = 4096;
+/// Request bodies are read from their source in pieces of this size.
+const WRITE_BUFFER: usize = 1024 * 1024;
 const READ_CHUNK: u64 = 256 * 1024;
 
 /// An HTTP response whose body is read as a stream.
@@ -90,14 +90,38 @@ impl Read for Body {
     }
 }
 
-/// Sends one request and waits for the response head. Errors are transport
-/// failures (no HTTP status), described in one line.
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// The connection or protocol failed; one line.
+    Transport(String),
+    /// Reading the request body failed (e.g. it did not match its digest).
+    Body(io::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Transport(m) => f.write_str(m),
+            SendError::Body(e) => write!(f, "reading the request body: {e}"),
+        }
+    }
+}
+
+impl From<String> for SendError {
+    fn from(s: String) -> Self {
+        SendError::Transport(s)
+    }
+}
+
+/// Sends one request, streaming `body` (whose length the caller put in a
+/// `content-length` header), and waits for the response head.
 pub fn send(
     method: &str,
     url: &Url,
     headers: &[(String, String)],
-    body: Option<&[u8]>,
-) -> Result<Response, String> {
+    body: Option<&mut dyn Read>,
+) -> Result<Response, SendError> {
     let fields: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
@@ -116,18 +140,20 @@ pub fn send(
     let scheme = match url.scheme() {
         "https" => Scheme::Https,
         "http" => Scheme::Http,
-        other => return Err(format!("unsupported URL scheme {other:?} in {url}")),
+        other => return Err(format!("unsupported URL scheme {other:?} in {url}").into()),
     };
     let authority = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
-        (None, _) => return Err(format!("URL {url} has no host")),
+        (None, _) => return Err(format!("URL {url} has no host").into()),
     };
     let path = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let set = |ok: Result<(), ()>, what: &str| ok.map_err(|()| format!("invalid {what} in {url}"));
+    let set = |ok: Result<(), ()>, what: &str| -> Result<(), SendError> {
+        ok.map_err(|()| format!("invalid {what} in {url}").into())
+    };
     set(request.set_method(&method), "method")?;
     set(request.set_scheme(Some(&scheme)), "scheme")?;
     set(request.set_authority(Some(&authority)), "host")?;
@@ -142,14 +168,24 @@ pub fn send(
     let _ = options.set_first_byte_timeout(Some(IDLE_TIMEOUT));
     let _ = options.set_between_bytes_timeout(Some(IDLE_TIMEOUT));
 
-    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
-    write_body(outgoing, body.unwrap_or_default())?;
+    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
+    let written = match body {
+        Some(body) => write_body(outgoing, body),
+        None => OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e).into()),
+    };
+    // A server may answer (and close) before taking the whole body: its
+    // answer says more than the broken write, so prefer it.
+    let written = match written {
+        Err(SendError::Transport(e)) => Some(e),
+        Err(body_error) => return Err(body_error),
+        Ok(()) => None,
+    };
 
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(e))) => return Err(describe(&e)),
-        Some(Err(())) | None => return Err("response already taken".into()),
+        Some(Ok(Err(e))) => return Err(written.unwrap_or_else(|| describe(&e)).into()),
+        Some(Err(())) | None => return Err("response already taken".to_string().into()),
     };
     let status = response.status();
     let headers = {
@@ -181,18 +217,42 @@ pub fn send(
     })
 }
 
-fn write_body(outgoing: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+/// Streams `body` into the request as fast as the host accepts it; a read
+/// error leaves the body unfinished, so the host aborts the request.
+fn write_body(outgoing: OutgoingBody, body: &mut dyn Read) -> Result<(), SendError> {
     {
         let stream = outgoing
             .write()
             .map_err(|()| "request body stream already taken".to_string())?;
-        for chunk in bytes.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("sending request body: {e:?}"))?;
+        let mut buf = vec![0u8; WRITE_BUFFER];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SendError::Body(e)),
+            };
+            let mut done = 0;
+            while done < n {
+                let permit = stream
+                    .check_write()
+                    .map_err(|e| format!("sending request body: {e:?}"))?;
+                if permit == 0 {
+                    stream.subscribe().block();
+                    continue;
+                }
+                let m = (permit as usize).min(n - done);
+                stream
+                    .write(&buf[done..done + m])
+                    .map_err(|e| format!("sending request body: {e:?}"))?;
+                done += m;
+            }
         }
+        stream
+            .blocking_flush()
+            .map_err(|e| format!("sending request body: {e:?}"))?;
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))
+    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e).into())
 }
 
 fn describe(e: &crate::bindings::wasi::http::types::ErrorCode) -> String {
