@@ -1,36 +1,39 @@
 //! An OCI distribution client over wasi:http: scheme discovery, Basic and
 //! Bearer auth, manifests and blobs, redirects.
 
+mod auth;
 pub mod challenge;
+pub mod upload;
+
+use auth::Auth;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::time::Instant;
 
-use base64::Engine as _;
 use url::Url;
 
 use crate::bindings::imo::incremental::credentials;
-use crate::bindings::imo::incremental::types::{BasicCredential, Credential, Role};
-use crate::digest::Digest;
+use crate::bindings::imo::incremental::types::{Credential, Role};
+use crate::digest::{classify_io, Digest};
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
 use crate::manifest::{Descriptor, RawManifest, ACCEPT, MAX_MANIFEST_BYTES};
 use crate::reference::DOCKER_HUB;
 
 const MAX_REDIRECTS: usize = 10;
-const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+pub(super) const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
 const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const USER_AGENT: &str = concat!("imo/", env!("CARGO_PKG_VERSION"));
 
-/// What the registry asked for at `/v2/`.
-#[derive(Debug, Clone)]
-enum Auth {
-    None,
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
+/// A request body.
+enum Payload<'a> {
+    /// None.
+    Empty,
+    /// Bytes in memory: the request can be retried.
+    Bytes(&'a [u8]),
+    /// A stream of this many bytes: sent once.
+    Stream(&'a mut dyn Read, u64),
 }
 
 /// A client for one registry, acting in one role.
@@ -123,16 +126,17 @@ impl Registry {
         if let Some(base) = &self.base {
             return Ok(base.clone());
         }
-        let try_scheme = |scheme: &str| -> Result<(Url, std::result::Result<Response, String>)> {
-            let base = Url::parse(&format!("{scheme}://{}/", self.authority)).map_err(|e| {
-                Error::InvalidReference(format!("invalid registry {}: {e}", self.name))
-            })?;
-            let ping = base
-                .join("v2/")
-                .map_err(|e| Error::Registry(e.to_string()))?;
-            let resp = http::send("GET", &ping, &[ua()], None);
-            Ok((base, resp))
-        };
+        let try_scheme =
+            |scheme: &str| -> Result<(Url, std::result::Result<Response, http::SendError>)> {
+                let base = Url::parse(&format!("{scheme}://{}/", self.authority)).map_err(|e| {
+                    Error::InvalidReference(format!("invalid registry {}: {e}", self.name))
+                })?;
+                let ping = base
+                    .join("v2/")
+                    .map_err(|e| Error::Registry(e.to_string()))?;
+                let resp = http::send("GET", &ping, &[ua()], None);
+                Ok((base, resp))
+            };
         let (base, resp) = match try_scheme("https")? {
             (base, Ok(resp)) => (base, resp),
             (_, Err(https_err)) if self.allow_plain => match try_scheme("http")? {
@@ -158,154 +162,43 @@ impl Registry {
         Ok(base)
     }
 
-    fn auth_from(&self, resp: &Response) -> Auth {
-        let challenges: Vec<_> = resp
-            .headers_named("www-authenticate")
-            .flat_map(challenge::parse)
-            .collect();
-        if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
-            if let Some(realm) = c.params.get("realm") {
-                return Auth::Bearer {
-                    realm: realm.clone(),
-                    service: c.params.get("service").cloned(),
-                };
-            }
-        }
-        if challenges.iter().any(|c| c.scheme == "basic") {
-            return Auth::Basic;
-        }
-        Auth::None
-    }
-
-    fn authorization(&mut self, scope: &str) -> Result<Option<String>> {
-        match self.auth.clone() {
-            Auth::None => Ok(None),
-            Auth::Basic => match self.credential() {
-                Some(Credential::Basic(b)) => Ok(Some(basic(&b))),
-                Some(Credential::RegistryToken(t)) => Ok(Some(format!("Bearer {t}"))),
-                _ => Err(self.unauthorized(" (Basic auth needs a username and password)")),
-            },
-            Auth::Bearer { realm, service } => {
-                if let Some((token, expiry)) = self.tokens.get(scope) {
-                    if expiry.is_none_or(|e| Instant::now() < e) {
-                        return Ok(Some(format!("Bearer {token}")));
-                    }
-                }
-                let token = self.fetch_token(&realm, service.as_deref(), scope)?;
-                Ok(Some(format!("Bearer {token}")))
-            }
-        }
-    }
-
-    fn fetch_token(&mut self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
-        let mut url = Url::parse(realm).map_err(|e| {
-            Error::Registry(format!(
-                "registry {} named an invalid token realm {realm:?}: {e}",
-                self.name
-            ))
-        })?;
-        let credential = self.credential();
-        let resp = match &credential {
-            Some(Credential::RegistryToken(t)) => return Ok(t.clone()),
-            Some(Credential::IdentityToken(refresh)) => {
-                let mut form = url::form_urlencoded::Serializer::new(String::new());
-                form.append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", refresh)
-                    .append_pair("client_id", "imo")
-                    .append_pair("scope", scope);
-                if let Some(s) = service {
-                    form.append_pair("service", s);
-                }
-                let body = form.finish();
-                let headers = [
-                    ua(),
-                    (
-                        "content-type".into(),
-                        "application/x-www-form-urlencoded".into(),
-                    ),
-                ];
-                http::send("POST", &url, &headers, Some(body.as_bytes()))
-            }
-            other => {
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(s) = service {
-                        q.append_pair("service", s);
-                    }
-                    q.append_pair("scope", scope);
-                }
-                let mut headers = vec![ua()];
-                if let Some(Credential::Basic(b)) = other {
-                    headers.push(("authorization".into(), basic(b)));
-                }
-                http::send("GET", &url, &headers, None)
-            }
-        }
-        .map_err(|e| {
-            Error::Network(format!(
-                "cannot reach the token server of {} at {}: {e}",
-                self.name,
-                url.host_str().unwrap_or("?")
-            ))
-        })?;
-        if resp.status == 401 || resp.status == 403 {
-            return Err(self.unauthorized(""));
-        }
-        if resp.status != 200 {
-            return Err(Error::Registry(format!(
-                "token server of {} answered {}",
-                self.name, resp.status
-            )));
-        }
-        let body = resp
-            .read_limited(MAX_TOKEN_BYTES)
-            .map_err(|e| Error::Network(format!("reading a token from {}: {e}", self.name)))?;
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-            expires_in: Option<u64>,
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            Error::Registry(format!(
-                "token server of {} sent invalid JSON: {e}",
-                self.name
-            ))
-        })?;
-        let token = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::Registry(format!("token server of {} sent no token", self.name))
-            })?;
-        // Renew a little early; the spec's default lifetime is 60 s.
-        let lifetime = parsed.expires_in.unwrap_or(60).saturating_sub(10).max(1);
-        let expiry = Instant::now().checked_add(Duration::from_secs(lifetime));
-        self.tokens
-            .insert(scope.to_string(), (token.clone(), expiry));
-        Ok(token)
-    }
-
-    /// Sends a request for `path` (below the registry root) with auth for
-    /// `scope`, following redirects; retries once after a 401 with a fresh token.
+    /// Sends a request for `target` (a path below the registry root, or an
+    /// absolute URL from a `Location`) with auth for `scope`. Bodiless
+    /// requests follow redirects; all but streamed ones retry once after a
+    /// 401 with a fresh token.
     fn request(
         &mut self,
         method: &str,
-        path: &str,
+        target: &str,
         scope: &str,
         extra: &[(String, String)],
+        mut payload: Payload<'_>,
     ) -> Result<Response> {
         let base = self.connect()?;
         let url = base
-            .join(path)
-            .map_err(|e| Error::Registry(format!("invalid path {path}: {e}")))?;
+            .join(target)
+            .map_err(|e| Error::Registry(format!("invalid URL {target}: {e}")))?;
         for attempt in 0..2 {
             let mut headers = vec![ua()];
             headers.extend_from_slice(extra);
+            match &payload {
+                Payload::Empty if matches!(method, "GET" | "HEAD" | "DELETE") => {}
+                Payload::Empty => headers.push(("content-length".into(), "0".into())),
+                Payload::Bytes(b) => headers.push(("content-length".into(), b.len().to_string())),
+                Payload::Stream(_, len) => headers.push(("content-length".into(), len.to_string())),
+            }
             let auth = self.authorization(scope)?;
-            let resp = self.send_following(method, &url, &base, &headers, auth)?;
-            if resp.status == 401 && attempt == 0 {
+            let resp = match &mut payload {
+                Payload::Empty => self.send_following(method, &url, &base, &headers, auth)?,
+                Payload::Bytes(b) => {
+                    self.send_once(method, &url, &base, headers, auth, &mut &b[..])?
+                }
+                Payload::Stream(r, _) => {
+                    self.send_once(method, &url, &base, headers, auth, &mut **r)?
+                }
+            };
+            let retryable = !matches!(payload, Payload::Stream(..));
+            if resp.status == 401 && attempt == 0 && retryable {
                 self.tokens.remove(scope);
                 let fresh = self.auth_from(&resp);
                 if !matches!(fresh, Auth::None) {
@@ -319,6 +212,30 @@ impl Registry {
             return Ok(resp);
         }
         Err(self.unauthorized(""))
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        url: &Url,
+        base: &Url,
+        mut headers: Vec<(String, String)>,
+        auth: Option<String>,
+        body: &mut dyn Read,
+    ) -> Result<Response> {
+        if let (Some(a), true) = (auth, url.origin() == base.origin()) {
+            headers.push(("authorization".into(), a));
+        }
+        http::send(method, url, &headers, Some(body)).map_err(|e| match e {
+            http::SendError::Body(e) => classify_io(e, |e| {
+                Error::Io(format!("reading the data for {method} {}: {e}", url.path()))
+            }),
+            http::SendError::Transport(e) => Error::Network(format!(
+                "{method} {} at {} failed: {e}",
+                url.path(),
+                self.name
+            )),
+        })
     }
 
     fn send_following(
@@ -397,7 +314,13 @@ impl Registry {
     ) -> Result<RawManifest> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/manifests/{reference}");
-        let resp = self.request("GET", &path, &scope, &[("accept".into(), ACCEPT.into())])?;
+        let resp = self.request(
+            "GET",
+            &path,
+            &scope,
+            &[("accept".into(), ACCEPT.into())],
+            Payload::Empty,
+        )?;
         match resp.status {
             200 => {}
             404 => {
@@ -432,7 +355,7 @@ impl Registry {
     pub fn blob(&mut self, repository: &str, desc: &Descriptor) -> Result<http::Body> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/blobs/{}", desc.digest);
-        let resp = self.request("GET", &path, &scope, &[])?;
+        let resp = self.request("GET", &path, &scope, &[], Payload::Empty)?;
         match resp.status {
             200 => Ok(resp.body),
             404 => Err(Error::NotFound(format!(
@@ -444,16 +367,8 @@ impl Registry {
     }
 }
 
-fn ua() -> (String, String) {
+pub(super) fn ua() -> (String, String) {
     ("user-agent".into(), USER_AGENT.into())
-}
-
-fn basic(b: &BasicCredential) -> String {
-    let raw = format!("{}:{}", b.username, b.password);
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
 }
 
 /// The `message`s of a distribution error body, as `: CODE: message; …`.
@@ -518,14 +433,5 @@ mod tests {
             br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
         assert_eq!(error_detail(body), ": MANIFEST_UNKNOWN: manifest unknown");
         assert_eq!(error_detail(b"<html>"), "");
-    }
-
-    #[test]
-    fn basic_header() {
-        let b = BasicCredential {
-            username: "aladdin".into(),
-            password: "opensesame".into(),
-        };
-        assert_eq!(basic(&b), "Basic YWxhZGRpbjpvcGVuc2VzYW1l");
     }
 }

@@ -1,0 +1,180 @@
+//! Registry auth: the `/v2/` challenge, HTTP Basic, and the Bearer token
+//! flow (anonymous, Basic-authenticated, or an OAuth2 refresh token).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use url::Url;
+
+use super::{challenge, ua, Registry, MAX_TOKEN_BYTES};
+use crate::bindings::imo::incremental::types::{BasicCredential, Credential};
+use crate::error::{Error, Result};
+use crate::http::{self, Response};
+
+/// What the registry asked for at `/v2/`.
+#[derive(Debug, Clone)]
+pub(super) enum Auth {
+    None,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+impl Registry {
+    pub(super) fn auth_from(&self, resp: &Response) -> Auth {
+        let challenges: Vec<_> = resp
+            .headers_named("www-authenticate")
+            .flat_map(challenge::parse)
+            .collect();
+        if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
+            if let Some(realm) = c.params.get("realm") {
+                return Auth::Bearer {
+                    realm: realm.clone(),
+                    service: c.params.get("service").cloned(),
+                };
+            }
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            return Auth::Basic;
+        }
+        Auth::None
+    }
+
+    pub(super) fn authorization(&mut self, scope: &str) -> Result<Option<String>> {
+        match self.auth.clone() {
+            Auth::None => Ok(None),
+            Auth::Basic => match self.credential() {
+                Some(Credential::Basic(b)) => Ok(Some(basic(&b))),
+                Some(Credential::RegistryToken(t)) => Ok(Some(format!("Bearer {t}"))),
+                _ => Err(self.unauthorized(" (Basic auth needs a username and password)")),
+            },
+            Auth::Bearer { realm, service } => {
+                if let Some((token, expiry)) = self.tokens.get(scope) {
+                    if expiry.is_none_or(|e| Instant::now() < e) {
+                        return Ok(Some(format!("Bearer {token}")));
+                    }
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scope)?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    fn fetch_token(&mut self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
+        let mut url = Url::parse(realm).map_err(|e| {
+            Error::Registry(format!(
+                "registry {} named an invalid token realm {realm:?}: {e}",
+                self.name
+            ))
+        })?;
+        let credential = self.credential();
+        let resp = match &credential {
+            Some(Credential::RegistryToken(t)) => return Ok(t.clone()),
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", refresh)
+                    .append_pair("client_id", "imo")
+                    .append_pair("scope", scope);
+                if let Some(s) = service {
+                    form.append_pair("service", s);
+                }
+                let body = form.finish();
+                let headers = [
+                    ua(),
+                    (
+                        "content-type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ),
+                    ("content-length".into(), body.len().to_string()),
+                ];
+                http::send("POST", &url, &headers, Some(&mut body.as_bytes()))
+            }
+            other => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    // Several scopes (a mount needs two) go as repeated parameters.
+                    for one in scope.split(' ') {
+                        q.append_pair("scope", one);
+                    }
+                }
+                let mut headers = vec![ua()];
+                if let Some(Credential::Basic(b)) = other {
+                    headers.push(("authorization".into(), basic(b)));
+                }
+                http::send("GET", &url, &headers, None)
+            }
+        }
+        .map_err(|e| {
+            Error::Network(format!(
+                "cannot reach the token server of {} at {}: {e}",
+                self.name,
+                url.host_str().unwrap_or("?")
+            ))
+        })?;
+        if resp.status == 401 || resp.status == 403 {
+            return Err(self.unauthorized(""));
+        }
+        if resp.status != 200 {
+            return Err(Error::Registry(format!(
+                "token server of {} answered {}",
+                self.name, resp.status
+            )));
+        }
+        let body = resp
+            .read_limited(MAX_TOKEN_BYTES)
+            .map_err(|e| Error::Network(format!("reading a token from {}: {e}", self.name)))?;
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            Error::Registry(format!(
+                "token server of {} sent invalid JSON: {e}",
+                self.name
+            ))
+        })?;
+        let token = parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Registry(format!("token server of {} sent no token", self.name))
+            })?;
+        // Renew a little early; the spec's default lifetime is 60 s.
+        let lifetime = parsed.expires_in.unwrap_or(60).saturating_sub(10).max(1);
+        let expiry = Instant::now().checked_add(Duration::from_secs(lifetime));
+        self.tokens
+            .insert(scope.to_string(), (token.clone(), expiry));
+        Ok(token)
+    }
+}
+
+pub(super) fn basic(b: &BasicCredential) -> String {
+    let raw = format!("{}:{}", b.username, b.password);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_header() {
+        let b = BasicCredential {
+            username: "aladdin".into(),
+            password: "opensesame".into(),
+        };
+        assert_eq!(basic(&b), "Basic YWxhZGRpbjpvcGVuc2VzYW1l");
+    }
+}
