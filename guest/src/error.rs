@@ -12,6 +12,8 @@ pub struct MissingBlob {
     pub size: u64,
     /// Media type, from the descriptor.
     pub media_type: String,
+    /// Platforms of the images that use it (`-` when none is named).
+    pub platforms: Vec<String>,
 }
 
 /// Everything that can go wrong inside the component.

@@ -22,6 +22,11 @@ pub struct Inspection {
 
 /// Inspects `FILE`, `oci-archive:FILE` or `oci-archive:FILE:TAG`.
 pub fn inspect(archive: &str) -> Result<Inspection> {
+    open(archive).map(|(_, inspection)| inspection)
+}
+
+/// Opens an archive for reading and inspects it.
+pub fn open(archive: &str) -> Result<(LayoutSource<ArchiveReader>, Inspection)> {
     let (path, tag) = match SourceRef::parse(archive) {
         Ok(SourceRef::Archive { path, tag }) => (path, tag),
         _ => (archive.to_string(), None),
@@ -53,9 +58,12 @@ pub fn inspect(archive: &str) -> Result<Inspection> {
         .filter(|b| b.action == Action::LeftOut)
         .map(|b| b.desc.clone())
         .collect();
-    Ok(Inspection {
-        plan,
-        present,
-        missing,
-    })
+    Ok((
+        source,
+        Inspection {
+            plan,
+            present,
+            missing,
+        },
+    ))
 }

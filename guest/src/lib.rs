@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod plan;
 pub mod platform;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod source;
@@ -57,6 +58,24 @@ fn options_from(options: wit::PullOptions) -> pull::PullOptions {
         all_platforms: options.all_platforms,
         host_platform: platform_from(options.host_platform),
         tls_verify: options.tls_verify,
+    }
+}
+
+fn push_options(o: wit::PushOptions) -> push::PushOptions {
+    push::PushOptions {
+        tls_verify: o.tls_verify,
+        mount_from: o.mount_from,
+        chunk_size: o.chunk_size,
+        verify: o.verify,
+    }
+}
+
+fn missing_to(b: error::MissingBlob) -> wit::MissingBlob {
+    wit::MissingBlob {
+        digest: b.digest,
+        size: b.size,
+        media_type: b.media_type,
+        platforms: b.platforms,
     }
 }
 
@@ -123,15 +142,9 @@ impl From<Error> for wit::Error {
             Error::InvalidArgument(m) => wit::Error::InvalidArgument(m),
             Error::Unauthorized(m) => wit::Error::Unauthorized(m),
             Error::NotFound(m) => wit::Error::NotFound(m),
-            Error::MissingBlobs(list) => wit::Error::MissingBlobs(
-                list.into_iter()
-                    .map(|b| wit::MissingBlob {
-                        digest: b.digest,
-                        size: b.size,
-                        media_type: b.media_type,
-                    })
-                    .collect(),
-            ),
+            Error::MissingBlobs(list) => {
+                wit::Error::MissingBlobs(list.into_iter().map(missing_to).collect())
+            }
             Error::DigestMismatch(m) => wit::Error::DigestMismatch(m),
             Error::CorruptArchive(m) => wit::Error::CorruptArchive(m),
             Error::Unsupported(m) => wit::Error::Unsupported(m),
@@ -170,6 +183,37 @@ impl Guest for Component {
         let p = pull::plan(&base, &final_, &options_from(options))?;
         let missing: Vec<manifest::Descriptor> = p.left_out().map(|b| b.desc.clone()).collect();
         Ok(plan_report(&p, &[], &missing))
+    }
+
+    fn vet(
+        archive: String,
+        destination: String,
+        options: wit::PushOptions,
+    ) -> Result<wit::VetReport, wit::Error> {
+        let r = push::vet(&archive, &destination, &push_options(options))?;
+        Ok(wit::VetReport {
+            destination: r.destination,
+            checked: r.checked,
+            missing: r.missing.into_iter().map(missing_to).collect(),
+            verified: r.verified,
+        })
+    }
+
+    fn push(
+        archive: String,
+        destination: String,
+        options: wit::PushOptions,
+    ) -> Result<wit::PushReport, wit::Error> {
+        let r = push::push(&archive, &destination, &push_options(options))?;
+        Ok(wit::PushReport {
+            destination: r.destination,
+            digest: r.digest,
+            uploaded: r.uploaded,
+            skipped: r.skipped,
+            mounted: r.mounted,
+            bytes_sent: r.bytes_sent,
+            manifests: r.manifests,
+        })
     }
 
     fn inspect(archive: String) -> Result<wit::PlanReport, wit::Error> {

@@ -204,6 +204,10 @@ pub fn platforms(index: &ImageIndex) -> String {
     }
 }
 
+/// Annotation imo adds in `index.json`: the registry reference of the base the
+/// archive was made against, a mount source for `push`.
+pub const BASE_NAME: &str = "dev.imo.base.name";
+
 /// An OCI layout's `index.json` naming one manifest.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -214,11 +218,15 @@ pub struct LayoutIndex {
 }
 
 impl LayoutIndex {
-    /// An `index.json` pointing at `top`, tagged `tag`.
-    pub fn new(mut top: Descriptor, tag: Option<&str>) -> Self {
+    /// An `index.json` pointing at `top`, tagged `tag`, made against `base`.
+    pub fn new(mut top: Descriptor, tag: Option<&str>, base: Option<&str>) -> Self {
         if let Some(tag) = tag {
             top.annotations
                 .insert(REF_NAME.to_string(), tag.to_string());
+        }
+        if let Some(base) = base {
+            top.annotations
+                .insert(BASE_NAME.to_string(), base.to_string());
         }
         LayoutIndex {
             schema_version: 2,
@@ -334,10 +342,11 @@ mod tests {
     #[test]
     fn layout_index_names_tag() {
         let m = load("app_v2.manifest.json");
-        let json = LayoutIndex::new(m.descriptor(), Some("v2")).to_bytes();
+        let json = LayoutIndex::new(m.descriptor(), Some("v2"), Some("r/app:v1")).to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["manifests"][0]["annotations"][REF_NAME], "v2");
         assert_eq!(v["manifests"][0]["digest"], m.digest.to_string());
         assert_eq!(v["schemaVersion"], 2);
+        assert_eq!(v["manifests"][0]["annotations"][BASE_NAME], "r/app:v1");
     }
 }

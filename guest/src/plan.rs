@@ -53,6 +53,8 @@ pub struct Plan {
     pub reference: String,
     /// BASE as named by its source, if not scratch.
     pub base: Option<String>,
+    /// BASE's registry reference, when BASE is in a registry.
+    pub base_registry: Option<String>,
     /// The tag for `index.json`.
     pub tag: Option<String>,
     /// The descriptor `index.json` names.
@@ -99,6 +101,9 @@ impl Plan {
         want: &Platform,
     ) -> Result<Plan> {
         let base_name = base.as_ref().map(|b| b.name());
+        let base_registry = base
+            .as_ref()
+            .and_then(|b| b.registry_reference().map(|r| r.to_string()));
         let have = match base {
             Some(b) => base_layers(b)?,
             None => HashSet::new(),
@@ -114,6 +119,7 @@ impl Plan {
         };
         let mut plan = Plan::build_with(final_, all, want, &decide)?;
         plan.base = base_name;
+        plan.base_registry = base_registry;
         Ok(plan)
     }
 
@@ -129,6 +135,7 @@ impl Plan {
         let mut plan = Plan {
             tag: final_.tag(),
             base: None,
+            base_registry: None,
             top: top.descriptor(),
             reference,
             manifests: Vec::new(),
@@ -211,7 +218,12 @@ impl Plan {
 
     /// The archive's `index.json`.
     pub fn index_json(&self) -> Vec<u8> {
-        LayoutIndex::new(self.top.clone(), self.tag.as_deref()).to_bytes()
+        LayoutIndex::new(
+            self.top.clone(),
+            self.tag.as_deref(),
+            self.base_registry.as_deref(),
+        )
+        .to_bytes()
     }
 
     /// Blobs written into the archive, manifests included, each once.

@@ -17,6 +17,7 @@ pub struct Reference {
     repository: String,
     tag: Option<String>,
     digest: Option<Digest>,
+    explicit_tag: bool,
 }
 
 impl Reference {
@@ -65,6 +66,7 @@ impl Reference {
         if registry.len() + 1 + repository.len() > 255 {
             return Err(bad("repository name longer than 255 characters"));
         }
+        let explicit_tag = tag.is_some();
         let tag = match (tag, &digest) {
             (None, None) => Some("latest".to_string()),
             (t, _) => t.map(str::to_string),
@@ -74,7 +76,13 @@ impl Reference {
             repository,
             tag,
             digest,
+            explicit_tag,
         })
+    }
+
+    /// The tag only if the user wrote one (not the implied `latest`).
+    pub fn explicit_tag(&self) -> Option<&str> {
+        self.tag.as_deref().filter(|_| self.explicit_tag)
     }
 
     /// The registry as written (`docker.io`, `127.0.0.1:5000`).
@@ -268,6 +276,8 @@ mod tests {
         assert_eq!(r.registry(), "host:5000");
         assert_eq!(r.repository(), "app");
         assert_eq!(r.to_string(), format!("host:5000/app:v2@{D}"));
+        assert_eq!(r.explicit_tag(), Some("v2"));
+        assert_eq!(Reference::parse("app").unwrap().explicit_tag(), None);
     }
 
     #[test]

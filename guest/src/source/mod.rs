@@ -29,6 +29,10 @@ pub trait Source {
     fn manifest(&mut self, desc: &Descriptor) -> Result<RawManifest>;
     /// The content of blob `desc`, unverified: callers verify while streaming.
     fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>>;
+    /// The registry reference, for a registry source.
+    fn registry_reference(&self) -> Option<&Reference> {
+        None
+    }
 }
 
 /// A parsed source reference.

@@ -64,6 +64,10 @@ impl Source for RegistrySource {
         Ok(m)
     }
 
+    fn registry_reference(&self) -> Option<&Reference> {
+        Some(&self.reference)
+    }
+
     fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
         let body = self.registry.blob(self.reference.repository(), desc)?;
         Ok(Box::new(body))
