@@ -10,6 +10,7 @@ use crate::runtime::{BasicCredential, Credential, Role};
 pub struct Credentials {
     base: Option<BasicCredential>,
     final_: Option<BasicCredential>,
+    destination: Option<BasicCredential>,
 }
 
 fn parse(flag: &str, value: &str) -> Result<BasicCredential> {
@@ -24,10 +25,19 @@ fn parse(flag: &str, value: &str) -> Result<BasicCredential> {
 
 impl Credentials {
     /// From `--base-creds` and `--final-creds`.
-    pub fn from_flags(base: Option<&str>, final_: Option<&str>) -> Result<Self> {
+    pub fn sources(base: Option<&str>, final_: Option<&str>) -> Result<Self> {
         Ok(Credentials {
             base: base.map(|v| parse("--base-creds", v)).transpose()?,
             final_: final_.map(|v| parse("--final-creds", v)).transpose()?,
+            destination: None,
+        })
+    }
+
+    /// From `--dest-creds`.
+    pub fn destination(dest: Option<&str>) -> Result<Self> {
+        Ok(Credentials {
+            destination: dest.map(|v| parse("--dest-creds", v)).transpose()?,
+            ..Credentials::default()
         })
     }
 
@@ -36,7 +46,7 @@ impl Credentials {
         let found = match role {
             Role::Base => &self.base,
             Role::Final => &self.final_,
-            Role::Destination => &None,
+            Role::Destination => &self.destination,
         };
         found.clone().map(Credential::Basic)
     }
@@ -48,7 +58,7 @@ mod tests {
 
     #[test]
     fn flags_per_role() {
-        let c = Credentials::from_flags(Some("a:b:c"), None).unwrap();
+        let c = Credentials::sources(Some("a:b:c"), None).unwrap();
         match c.lookup("r", Role::Base) {
             Some(Credential::Basic(b)) => {
                 assert_eq!((b.username.as_str(), b.password.as_str()), ("a", "b:c"))
@@ -56,7 +66,7 @@ mod tests {
             _ => panic!("no base credential"),
         }
         assert!(c.lookup("r", Role::Final).is_none());
-        let err = Credentials::from_flags(None, Some("nopassword"))
+        let err = Credentials::sources(None, Some("nopassword"))
             .err()
             .unwrap();
         assert_eq!(err.to_string(), "--final-creds expects USER:PASSWORD");

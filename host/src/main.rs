@@ -10,7 +10,7 @@ mod runtime;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
 use credentials::Credentials;
@@ -46,6 +46,34 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Check that DESTINATION holds every blob the archive leaves out.
+    Vet {
+        /// The archive: FILE or oci-archive:FILE[:TAG].
+        archive: String,
+        /// REGISTRY/REPO[:TAG].
+        destination: String,
+        /// Also re-hash every blob inside the archive.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        dest: DestArgs,
+    },
+    /// Upload the archive to DESTINATION so that its image resolves there by
+    /// tag and by its original digest.
+    Push {
+        /// The archive: FILE or oci-archive:FILE[:TAG].
+        archive: String,
+        /// REGISTRY/REPO[:TAG]; without a tag, the archive's own.
+        destination: String,
+        /// Repository on the destination registry to mount missing blobs from (repeatable).
+        #[arg(long, value_name = "REPO")]
+        mount_from: Vec<String>,
+        /// Upload blobs larger than this many bytes in chunks of this size.
+        #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+        chunk_size: u64,
+        #[command(flatten)]
+        dest: DestArgs,
     },
     /// Show what an OCI archive holds and which blobs it leaves out.
     Inspect {
@@ -84,14 +112,33 @@ struct ImageArgs {
     final_creds: Option<String>,
 }
 
+/// How to reach the destination registry.
+#[derive(Args)]
+struct DestArgs {
+    /// Require HTTPS for the destination (loopback registries may always use HTTP).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    dest_tls_verify: bool,
+    /// Credentials for the destination registry, USER:PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    dest_creds: Option<String>,
+}
+
+/// Grants the archive for reading; returns the path the guest is given.
+fn grant_archive(grants: &mut Grants, archive: &str) -> Result<String> {
+    if archive.starts_with("oci-archive:") {
+        grants.source(archive)
+    } else {
+        grants.input_file(archive)
+    }
+}
+
 impl ImageArgs {
     /// Grants the inputs and builds what the component needs.
     fn prepare(
         &self,
         grants: &mut Grants,
     ) -> Result<(String, String, runtime::PullOptions, Credentials)> {
-        let creds =
-            Credentials::from_flags(self.base_creds.as_deref(), self.final_creds.as_deref())?;
+        let creds = Credentials::sources(self.base_creds.as_deref(), self.final_creds.as_deref())?;
         let base = if self.base == "scratch" {
             self.base.clone()
         } else {
@@ -146,12 +193,91 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::Inspect { archive, json } => {
-            let guest_archive = if archive.starts_with("oci-archive:") {
-                grants.source(&archive)?
-            } else {
-                grants.input_file(&archive)?
+        Command::Vet {
+            archive,
+            destination,
+            verify,
+            dest,
+        } => {
+            let guest_archive = grant_archive(&mut grants, &archive)?;
+            let options = runtime::PushOptions {
+                tls_verify: dest.dest_tls_verify,
+                mount_from: Vec::new(),
+                chunk_size: 0,
+                verify,
             };
+            let creds = Credentials::destination(dest.dest_creds.as_deref())?;
+            let report = runtime::vet(
+                &guest_archive,
+                &destination,
+                &grants,
+                &options,
+                creds,
+                progress,
+            )?;
+            for m in &report.missing {
+                println!(
+                    "missing {} {} {}",
+                    m.digest,
+                    progress::bytes(m.size),
+                    m.platforms.join(",")
+                );
+            }
+            if verify {
+                eprintln!("verified {} blob(s) in {archive}", report.verified);
+            }
+            if report.missing.is_empty() {
+                eprintln!(
+                    "{}: all {} blob(s) the archive leaves out are there; push can proceed",
+                    report.destination, report.checked
+                );
+                Ok(())
+            } else {
+                bail!(
+                    "{} lacks {} of the {} blob(s) the archive leaves out",
+                    report.destination,
+                    report.missing.len(),
+                    report.checked
+                )
+            }
+        }
+        Command::Push {
+            archive,
+            destination,
+            mount_from,
+            chunk_size,
+            dest,
+        } => {
+            let guest_archive = grant_archive(&mut grants, &archive)?;
+            let options = runtime::PushOptions {
+                tls_verify: dest.dest_tls_verify,
+                mount_from,
+                chunk_size,
+                verify: false,
+            };
+            let creds = Credentials::destination(dest.dest_creds.as_deref())?;
+            let report = runtime::push(
+                &guest_archive,
+                &destination,
+                &grants,
+                &options,
+                creds,
+                progress,
+            )?;
+            eprintln!(
+                "pushed {} ({}): uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
+                report.destination,
+                report.digest,
+                report.uploaded,
+                progress::bytes(report.bytes_sent),
+                report.skipped,
+                report.mounted,
+                report.manifests,
+            );
+            Ok(())
+        }
+        Command::Inspect { archive, json } => {
+            let guest_archive = grant_archive(&mut grants, &archive)?;
             let report = runtime::inspect(&guest_archive, &grants, progress)?;
             if json {
                 print_json(&report::to_json(&report))

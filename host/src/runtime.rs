@@ -27,7 +27,7 @@ mod bindings {
 
 pub use bindings::imo::incremental::types::{
     BasicCredential, BlobAction, BlobInfo, Credential, Error as GuestError, PlanReport, Platform,
-    ProgressEvent, PullOptions, PullReport, Role,
+    ProgressEvent, PullOptions, PullReport, PushOptions, PushReport, Role, VetReport,
 };
 
 /// wasmtime has its own error type; this gives it anyhow's `context`.
@@ -150,9 +150,13 @@ fn message(e: GuestError) -> anyhow::Error {
         GuestError::MissingBlobs(list) => {
             let names: Vec<String> = list
                 .iter()
-                .map(|b| format!("{} ({} bytes)", b.digest, b.size))
+                .map(|b| format!("{} ({} bytes, {})", b.digest, b.size, b.platforms.join(" ")))
                 .collect();
-            format!("{} blob(s) missing: {}", list.len(), names.join(", "))
+            format!(
+                "the destination lacks {} blob(s) the archive leaves out, and none could be mounted: {}",
+                list.len(),
+                names.join(", ")
+            )
         }
     };
     anyhow!(text)
@@ -196,6 +200,38 @@ pub fn inspect(archive: &str, grants: &Grants, progress: Progress) -> Result<Pla
     let (mut store, imo) = instantiate(grants, Credentials::default(), progress)?;
     imo.imo_incremental_api()
         .call_inspect(&mut store, archive)
+        .ctx("the imo component failed")?
+        .map_err(message)
+}
+
+/// Runs `vet` in the component.
+pub fn vet(
+    archive: &str,
+    destination: &str,
+    grants: &Grants,
+    options: &PushOptions,
+    credentials: Credentials,
+    progress: Progress,
+) -> Result<VetReport> {
+    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    imo.imo_incremental_api()
+        .call_vet(&mut store, archive, destination, options)
+        .ctx("the imo component failed")?
+        .map_err(message)
+}
+
+/// Runs `push` in the component.
+pub fn push(
+    archive: &str,
+    destination: &str,
+    grants: &Grants,
+    options: &PushOptions,
+    credentials: Credentials,
+    progress: Progress,
+) -> Result<PushReport> {
+    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    imo.imo_incremental_api()
+        .call_push(&mut store, archive, destination, options)
         .ctx("the imo component failed")?
         .map_err(message)
 }
