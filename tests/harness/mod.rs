@@ -49,13 +49,18 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry with empty storage and waits until `/v2/` answers.
     pub fn start() -> Registry {
+        Registry::start_with("")
+    }
+
+    /// Starts a registry whose `storage:` section has `extra` YAML added.
+    pub fn start_with(extra: &str) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{extra}http:\n  addr: 127.0.0.1:{port}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
                 dir.path().join("data").display()
             ),
         )
@@ -467,4 +472,103 @@ pub fn host_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// Rewrites a tar archive entry by entry; `edit` may change an entry's bytes
+/// (keeping or changing its size) or drop it by returning false.
+pub fn rewrite_archive(src: &Path, dst: &Path, mut edit: impl FnMut(&str, &mut Vec<u8>) -> bool) {
+    let entries = read_tar(&std::fs::read(src).expect("read archive"));
+    let mut out = tar::Builder::new(Vec::new());
+    for (name, mut body) in entries {
+        if !edit(&name, &mut body) {
+            continue;
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        out.append_data(&mut h, &name, &body[..])
+            .expect("write entry");
+    }
+    std::fs::write(dst, out.into_inner().expect("finish tar")).expect("write archive");
+}
+
+/// A TCP proxy to a loopback port that stops forwarding client bytes for
+/// good once `limit` bytes went upstream: a transfer that hangs half way.
+pub struct StallProxy {
+    pub port: u16,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallProxy {
+    pub fn start(upstream: u16, limit: u64) -> StallProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let flag = stalled.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (mut s_read, mut c_write) = (server, client);
+                let (sent, flag) = (sent.clone(), flag.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match c_read.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > limit {
+                            flag.store(true, Ordering::SeqCst);
+                            // Hold the connection open, forwarding nothing more.
+                            std::thread::sleep(Duration::from_secs(600));
+                            return;
+                        }
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                });
+            }
+        });
+        StallProxy { port, stalled }
+    }
+
+    /// Waits until the proxy stalls a transfer; false on timeout.
+    pub fn wait_stalled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// `n` bytes that gzip cannot shrink (xorshift), for layers that take time.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }
