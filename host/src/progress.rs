@@ -55,7 +55,7 @@ impl Progress {
                 eprintln!("copied blob {} ({})", short(&d), bytes(size));
             }
             ProgressEvent::BlobSkipped(b) => {
-                eprintln!("left out blob {} ({})", short(&b.digest), bytes(b.size));
+                eprintln!("skipped blob {} ({})", short(&b.digest), bytes(b.size));
             }
             ProgressEvent::Note(n) => eprintln!("{n}"),
         }
