@@ -1,0 +1,475 @@
+//! The host's side of wasi:http: how the component's requests reach the
+//! network. TLS trusts the system store (which honours `SSL_CERT_FILE`) plus
+//! `--cert-dir` certificates; `--*-tls-verify=false` turns verification off
+//! for the registries named on the command line only; HTTP/2 is negotiated by
+//! ALPN; `HTTPS_PROXY`/`NO_PROXY` tunnel HTTPS through a proxy.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+type Sent = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
+
+/// How requests leave the host.
+pub struct Network {
+    verified: Arc<ClientConfig>,
+    unverified: Arc<ClientConfig>,
+    /// Registry authorities (`host[:port]`) whose certificates are not checked.
+    insecure: Vec<String>,
+    proxy: Option<Proxy>,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    authority: String,
+    no_proxy: Vec<String>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn client_config(roots: RootCertStore) -> Result<ClientConfig> {
+    let mut c = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS configuration")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(c)
+}
+
+/// The system's trust store (or the webpki roots where it is empty) plus
+/// every `*.crt` in `cert_dir`.
+fn roots(cert_dir: Option<&Path>) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = store.add(cert);
+    }
+    if store.is_empty() {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(dir) = cert_dir {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read --cert-dir {}", dir.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("cannot read --cert-dir {}", dir.display()))?
+                .path();
+            if path.extension().and_then(|e| e.to_str()) != Some("crt") {
+                continue;
+            }
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
+                .with_context(|| format!("cannot read certificate {}", path.display()))?;
+            if certs.is_empty() {
+                bail!(
+                    "certificate file {} holds no PEM certificate",
+                    path.display()
+                );
+            }
+            for cert in certs {
+                store
+                    .add(cert)
+                    .with_context(|| format!("unusable certificate in {}", path.display()))?;
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// Accepts any certificate: only for registries the user marked with
+/// `--tls-verify=false`. Signatures are still checked.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn env_any(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok())
+        .filter(|v| !v.is_empty())
+}
+
+impl Proxy {
+    fn from_env() -> Result<Option<Proxy>> {
+        let Some(url) = env_any(&["HTTPS_PROXY", "https_proxy"]) else {
+            return Ok(None);
+        };
+        let rest = url.strip_prefix("http://").unwrap_or(&url);
+        let authority = rest.split('/').next().unwrap_or(rest).to_string();
+        if authority.is_empty() || authority.contains('@') {
+            bail!("HTTPS_PROXY {url:?} is not supported: expected http://HOST:PORT");
+        }
+        let authority = if authority.contains(':') {
+            authority
+        } else {
+            format!("{authority}:80")
+        };
+        let no_proxy = env_any(&["NO_PROXY", "no_proxy"])
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().trim_start_matches('.').to_ascii_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Proxy {
+            authority,
+            no_proxy,
+        }))
+    }
+
+    fn applies_to(&self, host: &str) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        !self
+            .no_proxy
+            .iter()
+            .any(|n| n == "*" || host == *n || host.ends_with(&format!(".{n}")))
+    }
+}
+
+impl Network {
+    /// Trust `cert_dir` besides the system store; skip verification for `insecure`.
+    pub fn new(cert_dir: Option<&Path>, insecure: Vec<String>) -> Result<Self> {
+        let verified = Arc::new(client_config(roots(cert_dir)?)?);
+        let mut unverified = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS configuration")?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+            .with_no_client_auth();
+        unverified.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Network {
+            verified,
+            unverified: Arc::new(unverified),
+            insecure,
+            proxy: Proxy::from_env()?,
+        })
+    }
+}
+
+fn is_cert_error(err: &io::Error) -> bool {
+    matches!(
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_))
+    )
+}
+
+impl WasiHttpHooks for Network {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Sent> + Send> {
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let tls = if self.insecure.contains(&authority) {
+            self.unverified.clone()
+        } else {
+            self.verified.clone()
+        };
+        let proxy = self.proxy.clone();
+        Box::new(send(request, options, tls, proxy))
+    }
+
+    fn p2_error_from_tls(&mut self, err: &io::Error) -> ErrorCode {
+        if is_cert_error(err) {
+            ErrorCode::TlsCertificateError
+        } else {
+            ErrorCode::TlsProtocolError
+        }
+    }
+}
+
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// Opens a tunnel to `target` through an HTTP proxy.
+async fn connect_via(proxy: &str, target: &str) -> Result<TcpStream, HttpError> {
+    let mut s = TcpStream::connect(proxy)
+        .await
+        .map_err(HttpError::Connect)?;
+    let hello = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    s.write_all(hello.as_bytes())
+        .await
+        .map_err(HttpError::Connect)?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 || s.read(&mut byte).await.map_err(HttpError::Connect)? == 0 {
+            return Err(HttpError::DestinationUnavailable);
+        }
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head);
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(HttpError::HttpRequestDenied);
+    }
+    Ok(s)
+}
+
+#[derive(Clone)]
+struct Executor;
+
+impl<F> hyper::rt::Executor<F> for Executor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut);
+    }
+}
+
+/// A response body that fails if the server goes quiet for too long.
+struct Quiet {
+    inner: hyper::body::Incoming,
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Quiet {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = tokio::time::Instant::now() + self.limit;
+                self.timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+async fn send(
+    mut req: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    tls: Arc<ClientConfig>,
+    proxy: Option<Proxy>,
+) -> Sent {
+    let uri = req.uri().clone();
+    let use_tls = uri.scheme_str() == Some("https");
+    let host = uri
+        .host()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+    let target = format!(
+        "{}:{port}",
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        }
+    );
+    let opt = |f: fn(&RequestOptions) -> Option<Duration>| {
+        options.as_ref().and_then(f).unwrap_or(DEFAULT_TIMEOUT)
+    };
+    let (connect_timeout, first_byte, between) = (
+        opt(|o| o.connect_timeout),
+        opt(|o| o.first_byte_timeout),
+        opt(|o| o.between_bytes_timeout),
+    );
+
+    let tunnel = proxy.filter(|p| use_tls && p.applies_to(&host));
+    let tcp = tokio::time::timeout(connect_timeout, async {
+        match &tunnel {
+            Some(p) => connect_via(&p.authority, &target).await,
+            None => TcpStream::connect(&target)
+                .await
+                .map_err(HttpError::Connect),
+        }
+    })
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+
+    let (stream, h2): (Box<dyn Stream>, bool) = if use_tls {
+        let name = ServerName::try_from(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let tls = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(HttpError::Tls)?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        (Box::new(tls), h2)
+    } else {
+        (Box::new(tcp), false)
+    };
+
+    // The request line carries only the path; scheme and host are for proxies.
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    *req.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    if h2 {
+        // HTTP/2 takes the authority from the URI, not a Host header.
+        *req.uri_mut() = http::Uri::builder()
+            .scheme("https")
+            .authority(uri.authority().map(|a| a.as_str()).unwrap_or_default())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        req.headers_mut().remove(http::header::HOST);
+    }
+
+    let io = TokioIo::new(stream);
+    let response = if h2 {
+        let (mut sender, conn) = hyper::client::conn::http2::Builder::new(Executor)
+            .handshake(io)
+            .await
+            .map_err(HttpError::from)?;
+        tokio::spawn(conn);
+        tokio::time::timeout(first_byte, sender.send_request(req)).await
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(HttpError::from)?;
+        tokio::spawn(conn);
+        tokio::time::timeout(first_byte, sender.send_request(req)).await
+    };
+    let response = response
+        .map_err(|_| HttpError::ConnectionReadTimeout)?
+        .map_err(HttpError::from)?;
+    let response = response.map(|inner| {
+        Quiet {
+            inner,
+            limit: between,
+            timer: Box::pin(tokio::time::sleep(between)),
+        }
+        .boxed_unsync()
+    });
+    Ok((response, Box::new(async { Ok(()) })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_proxy_rules() {
+        let p = Proxy {
+            authority: "proxy:3128".into(),
+            no_proxy: vec!["example.com".into(), "10.0.0.1".into()],
+        };
+        assert!(p.applies_to("registry.io"));
+        assert!(!p.applies_to("example.com"));
+        assert!(!p.applies_to("r.example.com"));
+        assert!(p.applies_to("notexample.com"));
+        assert!(!p.applies_to("10.0.0.1"));
+        let all = Proxy {
+            authority: "proxy:3128".into(),
+            no_proxy: vec!["*".into()],
+        };
+        assert!(!all.applies_to("anything"));
+    }
+
+    #[test]
+    fn cert_dir_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.crt"), "not a certificate").unwrap();
+        let err = roots(Some(dir.path())).err().unwrap();
+        assert!(format!("{err:#}").contains("bad.crt"), "{err:#}");
+        let err = roots(Some(&dir.path().join("missing"))).err().unwrap();
+        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+    }
+}
