@@ -17,6 +17,9 @@ const IDLE_TIMEOUT: u64 = 120 * SECOND_NS;
 const WRITE_BUFFER: usize = 1024 * 1024;
 const READ_CHUNK: u64 = 256 * 1024;
 
+/// How a certificate the host could not verify is described.
+pub const UNTRUSTED_CERTIFICATE: &str = "TLS certificate not trusted";
+
 /// An HTTP response whose body is read as a stream.
 pub struct Response {
     /// Status code.
@@ -269,7 +272,7 @@ fn describe(e: &crate::bindings::wasi::http::types::ErrorCode) -> String {
         E::ConnectionTimeout => "connection timed out".into(),
         E::ConnectionTerminated => "connection closed by the server".into(),
         E::TlsProtocolError => "TLS handshake failed".into(),
-        E::TlsCertificateError => "TLS certificate not trusted".into(),
+        E::TlsCertificateError => UNTRUSTED_CERTIFICATE.into(),
         E::HttpRequestDenied => "request denied by the host".into(),
         other => format!("{other:?}"),
     }

@@ -3,6 +3,7 @@
 
 mod credentials;
 mod files;
+mod network;
 mod platform;
 mod progress;
 mod report;
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use credentials::Credentials;
 use files::Grants;
 use progress::Progress;
+use runtime::{Capabilities, Role};
 
 /// Ship only what changed: move container images into air-gapped registries.
 #[derive(Parser)]
@@ -24,6 +26,17 @@ struct Cli {
     /// Print no progress, only errors and the final summary.
     #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Auth file to read first (docker config.json or containers auth.json
+    /// format); then REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json
+    /// and ~/.docker/config.json.
+    #[arg(long, global = true, value_name = "FILE")]
+    authfile: Option<std::path::PathBuf>,
+
+    /// Also trust the CA certificates (*.crt) in this directory, as skopeo's
+    /// --cert-dir does.
+    #[arg(long, global = true, value_name = "DIR")]
+    cert_dir: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -101,9 +114,10 @@ struct ImageArgs {
     /// Keep the whole index and every platform's image.
     #[arg(long)]
     all_platforms: bool,
-    /// Require HTTPS for the source registries (loopback ones may always use HTTP).
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    tls_verify: bool,
+    /// Require HTTPS with a verified certificate for BASE's and FINAL's
+    /// registries (loopback ones may always fall back to HTTP).
+    #[arg(long, alias = "tls-verify", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    src_tls_verify: bool,
     /// Credentials for BASE's registry, USER:PASSWORD.
     #[arg(long, value_name = "USER:PASSWORD")]
     base_creds: Option<String>,
@@ -115,12 +129,70 @@ struct ImageArgs {
 /// How to reach the destination registry.
 #[derive(Args)]
 struct DestArgs {
-    /// Require HTTPS for the destination (loopback registries may always use HTTP).
+    /// Require HTTPS with a verified certificate for the destination
+    /// (loopback registries may always fall back to HTTP).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     dest_tls_verify: bool,
     /// Credentials for the destination registry, USER:PASSWORD.
     #[arg(long, value_name = "USER:PASSWORD")]
     dest_creds: Option<String>,
+}
+
+impl DestArgs {
+    /// The destination, when its certificate is not to be checked.
+    fn insecure<'a>(&self, destination: &'a str) -> Vec<&'a str> {
+        if self.dest_tls_verify {
+            Vec::new()
+        } else {
+            vec![destination]
+        }
+    }
+
+    fn credentials(&self, auth_files: &[std::path::PathBuf]) -> Result<Credentials> {
+        Credentials::load(
+            [
+                (Role::Base, "--base-creds", None),
+                (Role::Final, "--final-creds", None),
+                (
+                    Role::Destination,
+                    "--dest-creds",
+                    self.dest_creds.as_deref(),
+                ),
+            ],
+            auth_files,
+        )
+    }
+}
+
+/// The registry (`host[:port]`, as requests name it) of an image reference;
+/// `None` for `scratch` and file transports.
+fn registry_of(reference: &str) -> Option<String> {
+    if reference == "scratch"
+        || reference.starts_with("oci:")
+        || reference.starts_with("oci-archive:")
+    {
+        return None;
+    }
+    let r = reference.strip_prefix("docker://").unwrap_or(reference);
+    let first = r.split('/').next().unwrap_or(r);
+    if r.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        Some(if first == "docker.io" || first == "index.docker.io" {
+            "registry-1.docker.io".into()
+        } else {
+            first.to_string()
+        })
+    } else {
+        Some("registry-1.docker.io".into())
+    }
+}
+
+/// The network for a command: `insecure` lists the references whose
+/// registries skip certificate checks.
+fn network(cert_dir: Option<&std::path::Path>, insecure: &[&str]) -> Result<network::Network> {
+    network::Network::new(
+        cert_dir,
+        insecure.iter().filter_map(|r| registry_of(r)).collect(),
+    )
 }
 
 /// Grants the archive for reading; returns the path the guest is given.
@@ -133,12 +205,29 @@ fn grant_archive(grants: &mut Grants, archive: &str) -> Result<String> {
 }
 
 impl ImageArgs {
+    /// BASE and FINAL, when their certificates are not to be checked.
+    fn insecure(&self) -> Vec<&str> {
+        if self.src_tls_verify {
+            Vec::new()
+        } else {
+            vec![&self.base, &self.final_]
+        }
+    }
+
     /// Grants the inputs and builds what the component needs.
     fn prepare(
         &self,
         grants: &mut Grants,
+        auth_files: &[std::path::PathBuf],
     ) -> Result<(String, String, runtime::PullOptions, Credentials)> {
-        let creds = Credentials::sources(self.base_creds.as_deref(), self.final_creds.as_deref())?;
+        let creds = Credentials::load(
+            [
+                (Role::Base, "--base-creds", self.base_creds.as_deref()),
+                (Role::Final, "--final-creds", self.final_creds.as_deref()),
+                (Role::Destination, "--dest-creds", None),
+            ],
+            auth_files,
+        )?;
         let base = if self.base == "scratch" {
             self.base.clone()
         } else {
@@ -149,7 +238,7 @@ impl ImageArgs {
             platform: self.platform.as_deref().map(platform::parse).transpose()?,
             all_platforms: self.all_platforms,
             host_platform: platform::host(),
-            tls_verify: self.tls_verify,
+            tls_verify: self.src_tls_verify,
         };
         Ok((base, final_, options, creds))
     }
@@ -163,12 +252,19 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     let progress = Progress::new(cli.quiet);
     let mut grants = Grants::default();
+    let auth_files = credentials::default_auth_files(cli.authfile.as_deref());
+    let cert_dir = cli.cert_dir.as_deref();
     match cli.command {
         Command::Pull { images, output } => {
-            let (base, final_, options, creds) = images.prepare(&mut grants)?;
+            let (base, final_, options, creds) = images.prepare(&mut grants, &auth_files)?;
             let output = grants.output(&output)?;
-            let report =
-                runtime::pull(&base, &final_, &output, &grants, &options, creds, progress)?;
+            let caps = Capabilities {
+                grants,
+                credentials: creds,
+                progress,
+                network: network(cert_dir, &images.insecure())?,
+            };
+            let report = runtime::pull(caps, &base, &final_, output.guest_path(), &options)?;
             eprintln!(
                 "wrote {} ({} bytes): {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
                 output.shown(),
@@ -184,8 +280,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Plan { images, json } => {
-            let (base, final_, options, creds) = images.prepare(&mut grants)?;
-            let report = runtime::plan(&base, &final_, &grants, &options, creds, progress)?;
+            let (base, final_, options, creds) = images.prepare(&mut grants, &auth_files)?;
+            let caps = Capabilities {
+                grants,
+                credentials: creds,
+                progress,
+                network: network(cert_dir, &images.insecure())?,
+            };
+            let report = runtime::plan(caps, &base, &final_, &options)?;
             if json {
                 print_json(&report::to_json(&report))
             } else {
@@ -206,15 +308,14 @@ fn run(cli: Cli) -> Result<()> {
                 chunk_size: 0,
                 verify,
             };
-            let creds = Credentials::destination(dest.dest_creds.as_deref())?;
-            let report = runtime::vet(
-                &guest_archive,
-                &destination,
-                &grants,
-                &options,
-                creds,
+            let creds = dest.credentials(&auth_files)?;
+            let caps = Capabilities {
+                grants,
+                credentials: creds,
                 progress,
-            )?;
+                network: network(cert_dir, &dest.insecure(&destination))?,
+            };
+            let report = runtime::vet(caps, &guest_archive, &destination, &options)?;
             for m in &report.missing {
                 println!(
                     "missing {} {} {}",
@@ -255,15 +356,14 @@ fn run(cli: Cli) -> Result<()> {
                 chunk_size,
                 verify: false,
             };
-            let creds = Credentials::destination(dest.dest_creds.as_deref())?;
-            let report = runtime::push(
-                &guest_archive,
-                &destination,
-                &grants,
-                &options,
-                creds,
+            let creds = dest.credentials(&auth_files)?;
+            let caps = Capabilities {
+                grants,
+                credentials: creds,
                 progress,
-            )?;
+                network: network(cert_dir, &dest.insecure(&destination))?,
+            };
+            let report = runtime::push(caps, &guest_archive, &destination, &options)?;
             eprintln!(
                 "pushed {} ({}): uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
                 report.destination,
@@ -278,7 +378,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { archive, json } => {
             let guest_archive = grant_archive(&mut grants, &archive)?;
-            let report = runtime::inspect(&guest_archive, &grants, progress)?;
+            let caps = Capabilities {
+                grants,
+                credentials: Credentials::default(),
+                progress,
+                network: network(cert_dir, &[])?,
+            };
+            let report = runtime::inspect(caps, &guest_archive)?;
             if json {
                 print_json(&report::to_json(&report))
             } else {

@@ -9,7 +9,8 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::credentials::Credentials;
-use crate::files::{Grants, Output};
+use crate::files::Grants;
+use crate::network::Network;
 use crate::progress::Progress;
 
 mod bindings {
@@ -51,6 +52,7 @@ struct State {
     table: ResourceTable,
     credentials: Credentials,
     progress: Progress,
+    network: Network,
 }
 
 impl WasiView for State {
@@ -67,7 +69,7 @@ impl WasiHttpView for State {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: wasmtime_wasi_http::default_hooks(),
+            hooks: &mut self.network,
         }
     }
 }
@@ -86,11 +88,19 @@ impl bindings::imo::incremental::progress::Host for State {
     }
 }
 
-fn instantiate(
-    grants: &Grants,
-    credentials: Credentials,
-    progress: Progress,
-) -> Result<(Store<State>, bindings::Imo)> {
+/// What a command grants the component.
+pub struct Capabilities {
+    /// Directories.
+    pub grants: Grants,
+    /// Credentials per registry and role.
+    pub credentials: Credentials,
+    /// Progress rendering.
+    pub progress: Progress,
+    /// TLS, proxies.
+    pub network: Network,
+}
+
+fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
     let engine = Engine::new(&Config::new()).ctx("starting wasmtime")?;
     let component = Component::new(&engine, COMPONENT).ctx("loading the imo component")?;
     let mut linker: Linker<State> = Linker::new(&engine);
@@ -111,7 +121,7 @@ fn instantiate(
 
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdout().inherit_stderr();
-    for g in grants.dirs() {
+    for g in caps.grants.dirs() {
         let guest_dir = g.dir.to_str().context("directory is not valid UTF-8")?;
         let perms = if g.writable {
             FsPerms::ReadWrite
@@ -125,8 +135,9 @@ fn instantiate(
         wasi: wasi.build(),
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
-        credentials,
-        progress,
+        credentials: caps.credentials,
+        progress: caps.progress,
+        network: caps.network,
     };
     let mut store = Store::new(&engine, state);
     let imo = bindings::Imo::instantiate(&mut store, &component, &linker)
@@ -164,31 +175,27 @@ fn message(e: GuestError) -> anyhow::Error {
 
 /// Runs `pull` in the component.
 pub fn pull(
+    caps: Capabilities,
     base: &str,
     final_: &str,
-    output: &Output,
-    grants: &Grants,
+    output: &str,
     options: &PullOptions,
-    credentials: Credentials,
-    progress: Progress,
 ) -> Result<PullReport> {
-    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
-        .call_pull(&mut store, base, final_, output.guest_path(), options)
+        .call_pull(&mut store, base, final_, output, options)
         .ctx("the imo component failed")?
         .map_err(message)
 }
 
 /// Runs `plan` in the component.
 pub fn plan(
+    caps: Capabilities,
     base: &str,
     final_: &str,
-    grants: &Grants,
     options: &PullOptions,
-    credentials: Credentials,
-    progress: Progress,
 ) -> Result<PlanReport> {
-    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_plan(&mut store, base, final_, options)
         .ctx("the imo component failed")?
@@ -196,8 +203,8 @@ pub fn plan(
 }
 
 /// Runs `inspect` in the component.
-pub fn inspect(archive: &str, grants: &Grants, progress: Progress) -> Result<PlanReport> {
-    let (mut store, imo) = instantiate(grants, Credentials::default(), progress)?;
+pub fn inspect(caps: Capabilities, archive: &str) -> Result<PlanReport> {
+    let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_inspect(&mut store, archive)
         .ctx("the imo component failed")?
@@ -206,14 +213,12 @@ pub fn inspect(archive: &str, grants: &Grants, progress: Progress) -> Result<Pla
 
 /// Runs `vet` in the component.
 pub fn vet(
+    caps: Capabilities,
     archive: &str,
     destination: &str,
-    grants: &Grants,
     options: &PushOptions,
-    credentials: Credentials,
-    progress: Progress,
 ) -> Result<VetReport> {
-    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_vet(&mut store, archive, destination, options)
         .ctx("the imo component failed")?
@@ -222,14 +227,12 @@ pub fn vet(
 
 /// Runs `push` in the component.
 pub fn push(
+    caps: Capabilities,
     archive: &str,
     destination: &str,
-    grants: &Grants,
     options: &PushOptions,
-    credentials: Credentials,
-    progress: Progress,
 ) -> Result<PushReport> {
-    let (mut store, imo) = instantiate(grants, credentials, progress)?;
+    let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_push(&mut store, archive, destination, options)
         .ctx("the imo component failed")?

@@ -71,6 +71,13 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+fn tls_flag(role: Role) -> &'static str {
+    match role {
+        Role::Base | Role::Final => "--src-tls-verify",
+        Role::Destination => "--dest-tls-verify",
+    }
+}
+
 fn creds_flag(role: Role) -> &'static str {
     match role {
         Role::Base => "--base-creds",
@@ -139,6 +146,14 @@ impl Registry {
             };
         let (base, resp) = match try_scheme("https")? {
             (base, Ok(resp)) => (base, resp),
+            // A certificate problem means the server speaks TLS: plain HTTP is no way out.
+            (_, Err(e)) if e.to_string().contains(http::UNTRUSTED_CERTIFICATE) => {
+                return Err(Error::Network(format!(
+                    "cannot reach registry {} over HTTPS: {e}: trust its CA with --cert-dir, or skip verification with {}=false",
+                    self.name,
+                    tls_flag(self.role)
+                )))
+            }
             (_, Err(https_err)) if self.allow_plain => match try_scheme("http")? {
                 (base, Ok(resp)) => (base, resp),
                 (_, Err(http_err)) => {
