@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -39,7 +41,18 @@ pub fn free_port() -> u16 {
         .expect("bind a loopback port")
 }
 
-/// A `docker-registry` serving plain HTTP on 127.0.0.1, stopped on drop.
+/// Extra configuration of a harness registry.
+#[derive(Default)]
+pub struct Config {
+    /// YAML added to the `storage:` section (indented two spaces).
+    pub storage: String,
+    /// Top-level YAML sections (`auth:` …).
+    pub top: String,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// A `docker-registry` on 127.0.0.1, stopped on drop.
 pub struct Registry {
     pub port: u16,
     child: Child,
@@ -49,25 +62,43 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry with empty storage and waits until `/v2/` answers.
     pub fn start() -> Registry {
-        Registry::start_with("")
+        Registry::start_config(&Config::default())
     }
 
     /// Starts a registry whose `storage:` section has `extra` YAML added.
     pub fn start_with(extra: &str) -> Registry {
+        Registry::start_config(&Config {
+            storage: extra.to_string(),
+            ..Config::default()
+        })
+    }
+
+    /// Starts a registry with `config` and waits until it answers.
+    pub fn start_config(config: &Config) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let config = dir.path().join("config.yml");
+        let file = dir.path().join("config.yml");
+        let tls = match &config.tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         std::fs::write(
-            &config,
+            &file,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{extra}http:\n  addr: 127.0.0.1:{port}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
-                dir.path().join("data").display()
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{}http:\n  addr: 127.0.0.1:{port}\n{tls}validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n{}",
+                dir.path().join("data").display(),
+                config.storage,
+                config.top,
             ),
         )
         .expect("write registry config");
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(&config)
+            .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -75,7 +106,16 @@ impl Registry {
         let reg = Registry { port, child, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if ureq::get(&format!("{}/v2/", reg.base())).call().is_ok() {
+            let up = if config.tls.is_some() {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                // Any HTTP answer (401 from an auth registry too) means it is up.
+                match ureq::get(&format!("{}/v2/", reg.base())).call() {
+                    Ok(_) | Err(ureq::Error::Status(..)) => true,
+                    Err(_) => false,
+                }
+            };
+            if up {
                 return reg;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -321,13 +361,22 @@ pub fn push_index(
     }
 }
 
-/// Runs the `imo` binary as a user would.
+/// Runs the `imo` binary as a user would, with no auth file of this machine's.
 pub fn imo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imo"))
-        .args(args)
+    imo_env(args, &[])
+}
+
+/// Runs `imo` with extra environment variables.
+pub fn imo_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imo"));
+    cmd.args(args)
         .env_remove("REGISTRY_AUTH_FILE")
-        .output()
-        .expect("run imo")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("DOCKER_CONFIG", "/nonexistent/imo-test-docker-config");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run imo")
 }
 
 /// Runs skopeo without a system policy file.
@@ -571,4 +620,58 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// An HTTP CONNECT proxy on 127.0.0.1 that records each tunnel's target.
+pub struct ConnectProxy {
+    pub port: u16,
+    pub targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    pub fn start() -> ConnectProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = targets.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { break };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let mut words = text.split_whitespace();
+                let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+                    let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+                    continue;
+                };
+                log.lock().expect("log").push(target.to_string());
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    continue;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut c2, mut s2) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (mut c1, mut s1) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        ConnectProxy { port, targets }
+    }
 }
