@@ -4,7 +4,7 @@
 
 mod harness;
 
-use harness::auth::{htpasswd, htpasswd_config, TokenServer};
+use harness::auth::{htpasswd, htpasswd_config, TokenServer, REFRESH_TOKEN};
 use harness::*;
 
 const USER: &str = "alice";
@@ -270,4 +270,72 @@ fn htpasswd_basic_auth_round_trip() {
         "--quiet",
     ]);
     assert_refused(&run, &reg, "final", wrong);
+}
+
+#[test]
+fn identity_tokens_use_the_oauth2_refresh_flow() {
+    let tokens = TokenServer::start(Some((USER, PASSWORD)));
+    let reg = Registry::start_config(&Config {
+        top: tokens.config(),
+        ..Config::default()
+    });
+    let (v1, _) = seed(&reg, &format!("{USER}:{PASSWORD}"));
+    let dir = workdir();
+    let file = dir.path().join("auth.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"{REFRESH_TOKEN}"}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("a.tar");
+    ok(
+        &imo(&[
+            "pull",
+            "scratch",
+            &format!("{}/app:v1", reg.host()),
+            "-o",
+            out.to_str().unwrap(),
+            "--authfile",
+            file.to_str().unwrap(),
+        ]),
+        "pull with an identity token",
+    );
+    assert_eq!(Archive::open(&out).top_digest(), v1.digest);
+}
+
+#[test]
+fn a_token_server_that_is_down_is_named() {
+    let tokens = TokenServer::start(Some((USER, PASSWORD)));
+    let dead = free_port();
+    let reg = Registry::start_config(&Config {
+        top: tokens.config().replace(
+            &format!("127.0.0.1:{}/token", tokens.port),
+            &format!("127.0.0.1:{dead}/token"),
+        ),
+        ..Config::default()
+    });
+    let dir = workdir();
+    let out = dir.path().join("a.tar");
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", reg.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--final-creds",
+        &format!("{USER}:{PASSWORD}"),
+        "--quiet",
+    ]);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("token server") && err.contains(&format!("127.0.0.1:{dead}")),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD));
+    assert!(!out.exists());
 }

@@ -88,6 +88,8 @@ pub struct TokenServer {
 }
 
 const SERVICE: &str = "imo-test-registry";
+/// The refresh token (docker's `identitytoken`) the server accepts.
+pub const REFRESH_TOKEN: &str = "refresh-token-for-alice";
 const ISSUER: &str = "imo-test-issuer";
 
 fn b64url(bytes: &[u8]) -> String {
@@ -134,6 +136,7 @@ impl TokenServer {
                     continue;
                 }
                 let mut auth = None;
+                let mut length = 0usize;
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
@@ -143,17 +146,41 @@ impl TokenServer {
                         if name.eq_ignore_ascii_case("authorization") {
                             auth = Some(value.trim().to_string());
                         }
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
                     }
                 }
                 let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let url = url::Url::parse(&format!("http://x{target}")).expect("url");
-                let scopes: Vec<String> = url
+                let mut params: Vec<(String, String)> = url
                     .query_pairs()
-                    .filter(|(k, _)| k == "scope")
-                    .map(|(_, v)| v.into_owned())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                // OAuth2 refresh: a POST with a form body.
+                if line.starts_with("POST") {
+                    let mut body = vec![0u8; length.min(64 * 1024)];
+                    let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                    params.extend(
+                        url::form_urlencoded::parse(&body)
+                            .map(|(k, v)| (k.into_owned(), v.into_owned())),
+                    );
+                }
+                let param = |name: &str| -> Vec<String> {
+                    params
+                        .iter()
+                        .filter(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .collect()
+                };
+                let scopes: Vec<String> = param("scope")
+                    .iter()
+                    .flat_map(|s| s.split(' ').map(str::to_string).collect::<Vec<_>>())
                     .collect();
                 log.lock().expect("log").push(scopes.join(" "));
-                if expected.is_some() && auth != expected {
+                let refreshed = param("grant_type") == ["refresh_token"]
+                    && param("refresh_token") == [REFRESH_TOKEN];
+                if expected.is_some() && auth != expected && !refreshed {
                     let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                     continue;
                 }
@@ -182,7 +209,13 @@ impl TokenServer {
                 );
                 let sig = signer.sign(&rng, signing_input.as_bytes()).expect("sign");
                 let token = format!("{signing_input}.{}", b64url(sig.as_ref()));
-                let body = json!({"token": token, "expires_in": 300}).to_string();
+                // Refresh grants answer as OAuth2 does, with access_token.
+                let body = if refreshed {
+                    json!({"access_token": token, "expires_in": 300})
+                } else {
+                    json!({"token": token, "expires_in": 300})
+                }
+                .to_string();
                 let _ = write!(
                     stream,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

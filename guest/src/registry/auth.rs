@@ -114,7 +114,11 @@ impl Registry {
             Error::Network(format!(
                 "cannot reach the token server of {} at {}: {e}",
                 self.name,
-                url.host_str().unwrap_or("?")
+                match (url.host_str(), url.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (h, None) => h.unwrap_or("?").to_string(),
+                    (None, Some(_)) => "?".to_string(),
+                }
             ))
         })?;
         if resp.status == 401 || resp.status == 403 {
