@@ -85,10 +85,12 @@ impl Read for Body {
                 self.stream = None;
                 Ok(0)
             }
-            Err(StreamError::LastOperationFailed(e)) => Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                e.to_debug_string(),
-            )),
+            Err(StreamError::LastOperationFailed(e)) => {
+                // Hosts may append a backtrace: one line is the message.
+                let text = e.to_debug_string();
+                let line = text.lines().next().unwrap_or("read failed").to_string();
+                Err(io::Error::new(io::ErrorKind::ConnectionReset, line))
+            }
         }
     }
 }

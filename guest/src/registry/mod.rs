@@ -3,13 +3,14 @@
 
 mod auth;
 pub mod challenge;
+mod download;
 pub mod upload;
 
 use auth::Auth;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
@@ -18,12 +19,13 @@ use crate::bindings::imo::incremental::types::{Credential, Role};
 use crate::digest::{classify_io, Digest};
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
-use crate::manifest::{Descriptor, RawManifest, ACCEPT, MAX_MANIFEST_BYTES};
+use crate::manifest::{RawManifest, ACCEPT, MAX_MANIFEST_BYTES};
 use crate::reference::DOCKER_HUB;
 
 const MAX_REDIRECTS: usize = 10;
 pub(super) const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
 const MAX_ERROR_BYTES: u64 = 64 * 1024;
+const MAX_RETRY_AFTER_SECS: u64 = 60;
 const USER_AGENT: &str = concat!("imo/", env!("CARGO_PKG_VERSION"));
 
 /// A request body.
@@ -46,6 +48,7 @@ pub struct Registry {
     auth: Auth,
     credential: Option<Option<Credential>>,
     tokens: HashMap<String, (String, Option<Instant>)>,
+    retries: u32,
 }
 
 /// Whether `registry` (host[:port]) is on this machine, where docker allows
@@ -88,8 +91,9 @@ fn creds_flag(role: Role) -> &'static str {
 
 impl Registry {
     /// A client for `registry` as written in a reference; `insecure` allows
-    /// plain HTTP to it even if it is not on loopback.
-    pub fn new(registry: &str, role: Role, insecure: bool) -> Self {
+    /// plain HTTP to it even if it is not on loopback; `retries` bounds the
+    /// extra tries after a connection error, a 5xx or a 429.
+    pub fn new(registry: &str, role: Role, insecure: bool, retries: u32) -> Self {
         let authority = if registry == DOCKER_HUB {
             "registry-1.docker.io".to_string()
         } else {
@@ -104,6 +108,7 @@ impl Registry {
             auth: Auth::None,
             credential: None,
             tokens: HashMap::new(),
+            retries,
         }
     }
 
@@ -170,6 +175,20 @@ impl Registry {
                 )))
             }
         };
+        let mut resp = resp;
+        let mut tries = 0;
+        while transient(resp.status) && tries < self.retries {
+            tries += 1;
+            backoff(tries, retry_after(&resp));
+            let ping = base
+                .join("v2/")
+                .map_err(|e| Error::Registry(e.to_string()))?;
+            resp = http::send("GET", &ping, &[ua()], None)
+                .map_err(|e| Error::Network(format!("cannot reach registry {}: {e}", self.name)))?;
+        }
+        if transient(resp.status) {
+            return Err(self.status_error("GET /v2/", resp));
+        }
         if resp.status == 401 {
             self.auth = self.auth_from(&resp);
         }
@@ -193,7 +212,10 @@ impl Registry {
         let url = base
             .join(target)
             .map_err(|e| Error::Registry(format!("invalid URL {target}: {e}")))?;
-        for attempt in 0..2 {
+        let replayable = !matches!(payload, Payload::Stream(..));
+        let mut fresh_token_tried = false;
+        let mut tries = 0;
+        loop {
             let mut headers = vec![ua()];
             headers.extend_from_slice(extra);
             match &payload {
@@ -203,17 +225,28 @@ impl Registry {
                 Payload::Stream(_, len) => headers.push(("content-length".into(), len.to_string())),
             }
             let auth = self.authorization(scope)?;
-            let resp = match &mut payload {
-                Payload::Empty => self.send_following(method, &url, &base, &headers, auth)?,
+            let sent = match &mut payload {
+                Payload::Empty => self.send_following(method, &url, &base, &headers, auth),
                 Payload::Bytes(b) => {
-                    self.send_once(method, &url, &base, headers, auth, &mut &b[..])?
+                    self.send_once(method, &url, &base, headers, auth, &mut &b[..])
                 }
                 Payload::Stream(r, _) => {
-                    self.send_once(method, &url, &base, headers, auth, &mut **r)?
+                    self.send_once(method, &url, &base, headers, auth, &mut **r)
                 }
             };
-            let retryable = !matches!(payload, Payload::Stream(..));
-            if resp.status == 401 && attempt == 0 && retryable {
+            let resp = match sent {
+                Err(Error::Network(_)) if replayable && tries < self.retries => {
+                    tries += 1;
+                    backoff(tries, None);
+                    continue;
+                }
+                Err(Error::Network(msg)) if tries > 0 => {
+                    return Err(Error::Network(format!("{msg} (after {} tries)", tries + 1)))
+                }
+                other => other?,
+            };
+            if resp.status == 401 && !fresh_token_tried && replayable {
+                fresh_token_tried = true;
                 self.tokens.remove(scope);
                 let fresh = self.auth_from(&resp);
                 if !matches!(fresh, Auth::None) {
@@ -221,12 +254,16 @@ impl Registry {
                 }
                 continue;
             }
+            if transient(resp.status) && replayable && tries < self.retries {
+                tries += 1;
+                backoff(tries, retry_after(&resp));
+                continue;
+            }
             if resp.status == 401 || (resp.status == 403 && !matches!(self.auth, Auth::None)) {
                 return Err(self.unauthorized(&format!(" ({method} {})", url.path())));
             }
             return Ok(resp);
         }
-        Err(self.unauthorized(""))
     }
 
     fn send_once(
@@ -365,21 +402,42 @@ impl Registry {
         }
         Ok(manifest)
     }
+}
 
-    /// Opens blob `desc` of `repository` for streaming; the caller verifies it.
-    pub fn blob(&mut self, repository: &str, desc: &Descriptor) -> Result<http::Body> {
-        let scope = format!("repository:{repository}:pull");
-        let path = format!("v2/{repository}/blobs/{}", desc.digest);
-        let resp = self.request("GET", &path, &scope, &[], Payload::Empty)?;
-        match resp.status {
-            200 => Ok(resp.body),
-            404 => Err(Error::NotFound(format!(
-                "blob {} not found in {}/{repository}",
-                desc.digest, self.name
-            ))),
-            _ => Err(self.status_error(&format!("blob {}", desc.digest), resp)),
-        }
-    }
+/// Statuses worth another try: overload and server errors.
+fn transient(status: u16) -> bool {
+    status == 429 || status == 408 || (500..600).contains(&status) && status != 501 && status != 505
+}
+
+/// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
+fn retry_after(resp: &Response) -> Option<Duration> {
+    resp.header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_SECS)))
+}
+
+/// Waits before try number `tries` (1-based): exponential with jitter, or
+/// what the server asked for.
+pub(crate) fn backoff(tries: u32, asked: Option<Duration>) {
+    std::thread::sleep(asked.unwrap_or_else(|| backoff_delay(tries, jitter())));
+}
+
+/// The exponential part: 250 ms doubling per try, capped at 8 s, plus up to
+/// half of that again from `jitter` (0..1).
+fn backoff_delay(tries: u32, jitter: f64) -> Duration {
+    let base = 250u64
+        .saturating_mul(1 << tries.saturating_sub(1).min(5))
+        .min(8_000);
+    Duration::from_millis(base + (base as f64 * 0.5 * jitter) as u64)
+}
+
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    // std seeds RandomState from the host's wasi:random.
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (r % 1000) as f64 / 1000.0
 }
 
 pub(super) fn ua() -> (String, String) {
@@ -440,6 +498,16 @@ mod tests {
         ] {
             assert!(!is_loopback(r), "{r}");
         }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert_eq!(backoff_delay(1, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff_delay(2, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(3, 1.0), Duration::from_millis(1500));
+        assert_eq!(backoff_delay(40, 1.0), Duration::from_millis(12_000));
+        assert!(transient(503) && transient(429) && transient(500));
+        assert!(!transient(501) && !transient(404) && !transient(401));
     }
 
     #[test]
