@@ -58,6 +58,7 @@ fn options_from(options: wit::PullOptions) -> pull::PullOptions {
         all_platforms: options.all_platforms,
         host_platform: platform_from(options.host_platform),
         tls_verify: options.tls_verify,
+        retry_times: options.retry_times,
     }
 }
 
@@ -67,6 +68,7 @@ fn push_options(o: wit::PushOptions) -> push::PushOptions {
         mount_from: o.mount_from,
         chunk_size: o.chunk_size,
         verify: o.verify,
+        retry_times: o.retry_times,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct PullOptions {
     pub host_platform: Platform,
     /// False allows plain HTTP to the source registries.
     pub tls_verify: bool,
+    /// Extra tries after a network failure.
+    pub retry_times: u32,
 }
 
 /// What a pull wrote.
@@ -69,8 +71,10 @@ fn open_and_plan(base: &str, final_: &str, opts: &PullOptions) -> Result<(Box<dy
         b => Some(SourceRef::parse(b)?),
     };
     let insecure = !opts.tls_verify;
-    let mut base_src = base_ref.map(|b| b.open(Role::Base, insecure)).transpose()?;
-    let mut final_src = final_ref.open(Role::Final, insecure)?;
+    let mut base_src = base_ref
+        .map(|b| b.open(Role::Base, insecure, opts.retry_times))
+        .transpose()?;
+    let mut final_src = final_ref.open(Role::Final, insecure, opts.retry_times)?;
     let want = opts
         .platform
         .clone()

@@ -25,6 +25,8 @@ pub struct PushOptions {
     pub chunk_size: u64,
     /// vet: also re-hash every blob in the archive.
     pub verify: bool,
+    /// Extra tries after a network failure.
+    pub retry_times: u32,
 }
 
 /// What `vet` found.
@@ -77,7 +79,7 @@ struct Destination {
 }
 
 /// Parses DESTINATION; its digest, if any, must be the archive's.
-fn destination(destination: &str, plan: &Plan, tls_verify: bool) -> Result<Destination> {
+fn destination(destination: &str, plan: &Plan, opts: &PushOptions) -> Result<Destination> {
     let reference = Reference::parse(destination)?;
     if let Some(d) = reference.digest() {
         if *d != plan.top.digest {
@@ -91,7 +93,12 @@ fn destination(destination: &str, plan: &Plan, tls_verify: bool) -> Result<Desti
         .explicit_tag()
         .map(str::to_string)
         .or_else(|| plan.tag.clone());
-    let registry = Registry::new(reference.registry(), Role::Destination, !tls_verify);
+    let registry = Registry::new(
+        reference.registry(),
+        Role::Destination,
+        !opts.tls_verify,
+        opts.retry_times,
+    );
     Ok(Destination {
         registry,
         reference,
@@ -142,7 +149,7 @@ fn verify_all(src: &mut dyn Source, inspection: &Inspection) -> Result<u32> {
 pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
     let (mut src, inspection) = inspect::open(archive)?;
     let plan = &inspection.plan;
-    let mut target = destination(dest, plan, opts.tls_verify)?;
+    let mut target = destination(dest, plan, opts)?;
     let repo = target.reference.repository().to_string();
     let scope = pull_scope(&repo);
     let mut missing = Vec::new();
@@ -170,9 +177,9 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
 /// Pushes the archive: blobs the destination lacks, then manifests children
 /// first, then the tag — so a failure never leaves the tag on a partial image.
 pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport> {
-    let (mut src, inspection) = inspect::open(archive)?;
+    let (src, inspection) = inspect::open(archive)?;
     let plan = &inspection.plan;
-    let mut target = destination(dest, plan, opts.tls_verify)?;
+    let mut target = destination(dest, plan, opts)?;
     let repo = target.reference.repository().to_string();
     let scope = push_scope(&repo);
     let reg = &mut target.registry;
@@ -227,9 +234,16 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
             continue;
         }
         emit(ProgressEvent::BlobStarted(info(d)));
-        let body = src.blob(d)?;
-        let mut verified = VerifyingReader::new(body, d.digest.clone(), d.size, origin.clone());
-        reg.upload(&repo, d, &mut verified, opts.chunk_size)?;
+        let open = || -> Result<Box<dyn io::Read + '_>> {
+            let body = src.open_blob(d)?;
+            Ok(Box::new(VerifyingReader::new(
+                body,
+                d.digest.clone(),
+                d.size,
+                origin.clone(),
+            )))
+        };
+        reg.upload(&repo, d, &open, opts.chunk_size)?;
         emit(ProgressEvent::BlobFinished(d.digest.to_string()));
         report.uploaded += 1;
         report.bytes_sent += d.size;

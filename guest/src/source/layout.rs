@@ -153,6 +153,18 @@ impl<S: LayoutStore> LayoutSource<S> {
         RawManifest::parse(bytes, Some(&desc.media_type), &shown)
     }
 
+    /// Streams blob `desc` from the layout; `&self`, so it can be reopened.
+    pub fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        let path = desc.digest.blob_path();
+        if !self.store.exists(&path) {
+            return Err(Error::NotFound(format!(
+                "{}: blob {} is not in it",
+                self.shown, desc.digest
+            )));
+        }
+        self.store.stream(&path)
+    }
+
     /// Whether the layout holds blob `digest`.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.store.exists(&digest.blob_path())
@@ -185,13 +197,6 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
     }
 
     fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
-        let path = desc.digest.blob_path();
-        if !self.store.exists(&path) {
-            return Err(Error::NotFound(format!(
-                "{}: blob {} is not in it",
-                self.shown, desc.digest
-            )));
-        }
-        self.store.stream(&path)
+        self.open_blob(desc)
     }
 }

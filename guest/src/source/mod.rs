@@ -89,11 +89,12 @@ impl SourceRef {
         Ok(SourceRef::Registry(Reference::parse(input)?))
     }
 
-    /// Opens the source; `insecure` allows plain HTTP to a registry.
-    pub fn open(self, role: Role, insecure: bool) -> Result<Box<dyn Source>> {
+    /// Opens the source; `insecure` allows plain HTTP to a registry,
+    /// `retries` bounds its extra tries.
+    pub fn open(self, role: Role, insecure: bool, retries: u32) -> Result<Box<dyn Source>> {
         Ok(match self {
             SourceRef::Registry(r) => {
-                let reg = Registry::new(r.registry(), role, insecure);
+                let reg = Registry::new(r.registry(), role, insecure, retries);
                 Box::new(RegistrySource::new(reg, r))
             }
             SourceRef::Layout { path, tag } => Box::new(LayoutSource::new(
