@@ -38,6 +38,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     cert_dir: Option<std::path::PathBuf>,
 
+    /// Extra tries after a connection error, a 5xx or a 429, with backoff;
+    /// broken downloads resume with Range, broken chunked uploads where the
+    /// registry got to.
+    #[arg(long, global = true, value_name = "N", default_value_t = 3)]
+    retry_times: u32,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -219,6 +225,7 @@ impl ImageArgs {
         &self,
         grants: &mut Grants,
         auth_files: &[std::path::PathBuf],
+        retry_times: u32,
     ) -> Result<(String, String, runtime::PullOptions, Credentials)> {
         let creds = Credentials::load(
             [
@@ -239,6 +246,7 @@ impl ImageArgs {
             all_platforms: self.all_platforms,
             host_platform: platform::host(),
             tls_verify: self.src_tls_verify,
+            retry_times,
         };
         Ok((base, final_, options, creds))
     }
@@ -256,7 +264,8 @@ fn run(cli: Cli) -> Result<()> {
     let cert_dir = cli.cert_dir.as_deref();
     match cli.command {
         Command::Pull { images, output } => {
-            let (base, final_, options, creds) = images.prepare(&mut grants, &auth_files)?;
+            let (base, final_, options, creds) =
+                images.prepare(&mut grants, &auth_files, cli.retry_times)?;
             let output = grants.output(&output)?;
             let caps = Capabilities {
                 grants,
@@ -280,7 +289,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Plan { images, json } => {
-            let (base, final_, options, creds) = images.prepare(&mut grants, &auth_files)?;
+            let (base, final_, options, creds) =
+                images.prepare(&mut grants, &auth_files, cli.retry_times)?;
             let caps = Capabilities {
                 grants,
                 credentials: creds,
@@ -307,6 +317,7 @@ fn run(cli: Cli) -> Result<()> {
                 mount_from: Vec::new(),
                 chunk_size: 0,
                 verify,
+                retry_times: cli.retry_times,
             };
             let creds = dest.credentials(&auth_files)?;
             let caps = Capabilities {
@@ -355,6 +366,7 @@ fn run(cli: Cli) -> Result<()> {
                 mount_from,
                 chunk_size,
                 verify: false,
+                retry_times: cli.retry_times,
             };
             let creds = dest.credentials(&auth_files)?;
             let caps = Capabilities {
