@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod faults;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -542,15 +543,25 @@ pub fn rewrite_archive(src: &Path, dst: &Path, mut edit: impl FnMut(&str, &mut V
     std::fs::write(dst, out.into_inner().expect("finish tar")).expect("write archive");
 }
 
-/// A TCP proxy to a loopback port that stops forwarding client bytes for
-/// good once `limit` bytes went upstream: a transfer that hangs half way.
+/// A TCP proxy to a loopback port that stops forwarding for good once
+/// `limit` bytes went one way: a transfer that hangs half way.
 pub struct StallProxy {
     pub port: u16,
     stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StallProxy {
+    /// Stalls uploads: counts bytes from client to registry.
     pub fn start(upstream: u16, limit: u64) -> StallProxy {
+        StallProxy::start_one_way(upstream, limit, true)
+    }
+
+    /// Stalls downloads: counts bytes from registry to client.
+    pub fn start_download(upstream: u16, limit: u64) -> StallProxy {
+        StallProxy::start_one_way(upstream, limit, false)
+    }
+
+    fn start_one_way(upstream: u16, limit: u64, upload: bool) -> StallProxy {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::Arc;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
@@ -564,11 +575,17 @@ impl StallProxy {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
-                let (mut c_read, mut s_write) = (
+                let (c_read, s_write) = (
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                 );
-                let (mut s_read, mut c_write) = (server, client);
+                let (s_read, c_write) = (server, client);
+                // The watched direction goes through the counting copy.
+                let ((mut c_read, mut s_write), (mut s_read, mut c_write)) = if upload {
+                    ((c_read, s_write), (s_read, c_write))
+                } else {
+                    ((s_read, c_write), (c_read, s_write))
+                };
                 let (sent, flag) = (sent.clone(), flag.clone());
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16384];
