@@ -390,7 +390,7 @@ impl Registry {
                 self.name
             ))
         })?;
-        let manifest = RawManifest::parse(bytes, content_type.as_deref(), display)?;
+        let mut manifest = RawManifest::parse(bytes, content_type.as_deref(), display)?;
         if let Ok(wanted) = Digest::parse(reference) {
             let actual = wanted.same_algorithm_of(&manifest.bytes);
             if actual != wanted {
@@ -399,6 +399,7 @@ impl Registry {
                     self.name
                 )));
             }
+            manifest.digest = actual;
         }
         Ok(manifest)
     }

@@ -150,7 +150,10 @@ impl<S: LayoutStore> LayoutSource<S> {
                 desc.size
             )));
         }
-        RawManifest::parse(bytes, Some(&desc.media_type), &shown)
+        let mut m = RawManifest::parse(bytes, Some(&desc.media_type), &shown)?;
+        // Keep the algorithm the descriptor uses (sha512 manifests exist).
+        m.digest = actual;
+        Ok(m)
     }
 
     /// Streams blob `desc` from the layout; `&self`, so it can be reopened.
