@@ -26,6 +26,10 @@ pub enum Fault {
     Trickle(u64),
     /// Forward, then flip one byte of the body.
     WrongBody,
+    /// Forward, then send the body with extra bytes (and a matching length).
+    Grow(usize),
+    /// Answer 307 with this Location; the registry never sees it.
+    Redirect(String),
 }
 
 /// Damage the next `times` requests whose method is `method` and whose path
@@ -55,6 +59,7 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
+    pub authorization: bool,
     pub fault: Option<Fault>,
 }
 
@@ -161,6 +166,7 @@ fn handle(client: TcpStream, upstream: u16, rules: &Mutex<Vec<Rule>>, seen: &Mut
         method: method.clone(),
         path: path.clone(),
         range: header(&head, "range").map(str::to_string),
+        authorization: header(&head, "authorization").is_some(),
         fault: fault.clone(),
     });
     match fault {
@@ -169,6 +175,10 @@ fn handle(client: TcpStream, upstream: u16, rules: &Mutex<Vec<Rule>>, seen: &Mut
                 client,
                 "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             );
+            return;
+        }
+        Some(Fault::Redirect(location)) => {
+            let _ = write!(client, "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
         Some(Fault::TooMany(secs)) => {
@@ -210,7 +220,15 @@ fn handle(client: TcpStream, upstream: u16, rules: &Mutex<Vec<Rule>>, seen: &Mut
             let _ = client.write_all(resp_head);
             let _ = client.write_all(&resp_body[..n.min(resp_body.len())]);
         }
-        Some(Fault::Truncate(n)) => {
+        Some(Fault::Truncate(_)) | Some(Fault::Grow(_)) => {
+            let n = match fault {
+                Some(Fault::Grow(extra)) => {
+                    resp_body.extend(std::iter::repeat_n(b'x', extra));
+                    resp_body.len()
+                }
+                Some(Fault::Truncate(n)) => n,
+                _ => unreachable!(),
+            };
             let text = String::from_utf8_lossy(resp_head);
             let mut fixed = String::new();
             for line in text.split("\r\n").filter(|l| !l.is_empty()) {

@@ -692,3 +692,71 @@ impl ConnectProxy {
         ConnectProxy { port, targets }
     }
 }
+
+/// One tar entry written without the tar crate's path checks, so tests can
+/// build archives no honest tool would: `..` names, links, lying sizes.
+pub struct RawEntry {
+    pub name: String,
+    pub data: Vec<u8>,
+    pub kind: tar::EntryType,
+    /// The size the header claims (default: the data's length).
+    pub claimed: Option<u64>,
+    pub link: Option<String>,
+}
+
+impl RawEntry {
+    pub fn file(name: &str, data: &[u8]) -> RawEntry {
+        RawEntry {
+            name: name.to_string(),
+            data: data.to_vec(),
+            kind: tar::EntryType::Regular,
+            claimed: None,
+            link: None,
+        }
+    }
+}
+
+/// A tar of `entries`, headers filled in by hand.
+pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let push = |h: &tar::Header, data: &[u8], out: &mut Vec<u8>| {
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    };
+    for e in entries {
+        let name = e.name.as_bytes();
+        if name.len() > 100 {
+            // A GNU long-name entry carries names that do not fit the header.
+            let mut long = tar::Header::new_gnu();
+            long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+            long.set_entry_type(tar::EntryType::GNULongName);
+            long.set_size(name.len() as u64 + 1);
+            long.set_cksum();
+            let mut data = name.to_vec();
+            data.push(0);
+            push(&long, &data, &mut out);
+        }
+        let mut h = tar::Header::new_gnu();
+        let short = &name[..name.len().min(100)];
+        h.as_old_mut().name[..short.len()].copy_from_slice(short);
+        h.set_mode(0o644);
+        h.set_entry_type(e.kind);
+        h.set_size(e.claimed.unwrap_or(e.data.len() as u64));
+        if let Some(link) = &e.link {
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        h.set_cksum();
+        push(&h, &e.data, &mut out);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// The entries of an archive as raw entries, to be tampered with.
+pub fn raw_entries(archive: &Path) -> Vec<RawEntry> {
+    read_tar(&std::fs::read(archive).expect("read archive"))
+        .into_iter()
+        .map(|(name, data)| RawEntry::file(&name, &data))
+        .collect()
+}
