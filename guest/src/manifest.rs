@@ -349,4 +349,52 @@ mod tests {
         assert_eq!(v["schemaVersion"], 2);
         assert_eq!(v["manifests"][0]["annotations"][BASE_NAME], "r/app:v1");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "[a-z:0-9.+/]{0,20}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("schemaVersion".to_string()),
+                            Just("mediaType".to_string()),
+                            Just("manifests".to_string()),
+                            Just("config".to_string()),
+                            Just("layers".to_string()),
+                            Just("digest".to_string()),
+                            Just("size".to_string()),
+                            "[a-z]{1,6}"
+                        ],
+                        inner,
+                        0..6,
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = RawManifest::parse(bytes, None, "x");
+            }
+
+            #[test]
+            fn json_never_panics(doc in json(), ct in prop_oneof![Just(None), Just(Some(OCI_INDEX)), Just(Some(DOCKER_MANIFEST))]) {
+                if let Ok(m) = RawManifest::parse(serde_json::to_vec(&doc).unwrap(), ct, "x") {
+                    prop_assert_eq!(m.digest, Digest::sha256_of(&m.bytes));
+                }
+            }
+        }
+    }
 }

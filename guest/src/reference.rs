@@ -311,4 +311,29 @@ mod tests {
             assert!(msg.contains(&format!("{bad:?}")), "{msg}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in "\\PC{0,80}") {
+                let _ = Reference::parse(&s);
+            }
+
+            #[test]
+            fn normal_forms_round_trip(
+                host in "[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5})?",
+                port in "(:[1-9][0-9]{0,3})?",
+                path in "[a-z0-9]{1,8}((\\.|_|__|-+)[a-z0-9]{1,8}){0,2}(/[a-z0-9]{1,8}){0,2}",
+                tag in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}",
+            ) {
+                let input = format!("{host}.test{port}/{path}:{tag}");
+                let r = Reference::parse(&input).unwrap();
+                prop_assert_eq!(r.to_string(), input.clone());
+                prop_assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+            }
+        }
+    }
 }

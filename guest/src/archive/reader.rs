@@ -205,4 +205,53 @@ mod tests {
         assert_eq!(normalise("/etc/passwd"), None);
         assert_eq!(normalise("./"), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use crate::archive::writer::ArchiveWriter;
+        use proptest::prelude::*;
+
+        fn valid_archive() -> Vec<u8> {
+            let mut w = ArchiveWriter::new(Vec::new()).unwrap();
+            for i in 0..3u8 {
+                let blob = vec![i; 700 * i as usize];
+                w.put_bytes(&Digest::sha256_of(&blob), &blob).unwrap();
+            }
+            w.finish(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap()
+        }
+
+        fn open_bytes(bytes: &[u8], n: u64) -> Result<ArchiveReader> {
+            let p = std::env::temp_dir().join(format!("imo-prop-{}-{n}", std::process::id()));
+            std::fs::write(&p, bytes).unwrap();
+            let r = ArchiveReader::open(p.to_str().unwrap());
+            if let Ok(r) = &r {
+                // Whatever was indexed must be readable within the file.
+                for d in r.blob_digests().collect::<Vec<_>>() {
+                    let _ = r.read(&d.blob_path(), 1 << 20);
+                }
+            }
+            let _ = std::fs::remove_file(&p);
+            r
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+            #[test]
+            fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096), n in any::<u64>()) {
+                let _ = open_bytes(&bytes, n);
+            }
+
+            #[test]
+            fn damaged_archives_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>(), n in any::<u64>()) {
+                let mut bytes = valid_archive();
+                for (at, v) in flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= v;
+                }
+                let len = bytes.len();
+                bytes.truncate(cut.index(len) + 1);
+                let _ = open_bytes(&bytes, n);
+            }
+        }
+    }
 }

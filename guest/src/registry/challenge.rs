@@ -148,4 +148,25 @@ mod tests {
         }
         assert!(parse("").is_empty());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in "\\PC{0,120}") {
+                let _ = parse(&s);
+            }
+
+            #[test]
+            fn quoted_values_come_back(realm in "[ -!#-\\[\\]-~]{0,40}", service in "[a-z.]{1,20}") {
+                let header = format!(r#"Bearer realm="{realm}", service="{service}""#);
+                let c = parse(&header);
+                prop_assert_eq!(c.len(), 1);
+                prop_assert_eq!(&c[0].params["realm"], &realm);
+                prop_assert_eq!(&c[0].params["service"], &service);
+            }
+        }
+    }
 }
