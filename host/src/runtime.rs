@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -21,6 +21,7 @@ mod bindings {
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
         },
         require_store_data_send: true,
     });
@@ -43,7 +44,7 @@ impl<T> WasmContext<T> for wasmtime::Result<T> {
 }
 
 /// The component the build embedded.
-static COMPONENT: &[u8] = include_bytes!(env!("IMO_COMPONENT"));
+pub static COMPONENT: &[u8] = include_bytes!(env!("IMO_COMPONENT"));
 
 /// Everything the component can reach, and nothing more.
 struct State {
@@ -53,6 +54,7 @@ struct State {
     credentials: Credentials,
     progress: Progress,
     network: Network,
+    limits: StoreLimits,
 }
 
 impl WasiView for State {
@@ -96,12 +98,26 @@ pub struct Capabilities {
     pub credentials: Credentials,
     /// Progress rendering.
     pub progress: Progress,
-    /// TLS, proxies.
+    /// TLS, proxies, reachable hosts.
     pub network: Network,
+    /// Memory and time.
+    pub limits: Limits,
+}
+
+/// What the component may use up.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub max_memory: usize,
+    /// Wall-clock budget for the whole command.
+    pub timeout: Option<std::time::Duration>,
 }
 
 fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
-    let engine = Engine::new(&Config::new()).ctx("starting wasmtime")?;
+    let limits = caps.limits;
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).ctx("starting wasmtime")?;
     let component = Component::new(&engine, COMPONENT).ctx("loading the imo component")?;
     let mut linker: Linker<State> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).ctx("linking WASI")?;
@@ -138,11 +154,51 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
         credentials: caps.credentials,
         progress: caps.progress,
         network: caps.network,
+        limits: StoreLimitsBuilder::new()
+            .memory_size(caps.limits.max_memory)
+            .trap_on_grow_failure(true)
+            .build(),
     };
     let mut store = Store::new(&engine, state);
-    let imo = bindings::Imo::instantiate(&mut store, &component, &linker)
-        .ctx("instantiating the imo component")?;
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(1);
+    if let Some(timeout) = caps.limits.timeout {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(timeout);
+            // Stops running wasm at once; a guest blocked on the network is
+            // stopped by the exit below.
+            engine.increment_epoch();
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            eprintln!(
+                "imo: stopped: the --timeout of {} s was reached",
+                timeout.as_secs()
+            );
+            std::process::exit(1);
+        });
+    }
+    let imo =
+        bindings::Imo::instantiate(&mut store, &component, &linker).map_err(|e| trap(e, limits))?;
     Ok((store, imo))
+}
+
+/// A trap, told in the user's terms where a limit caused it.
+fn trap(e: wasmtime::Error, limits: Limits) -> anyhow::Error {
+    let text = format!("{e:?}");
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        let secs = limits.timeout.map_or(0, |t| t.as_secs());
+        return anyhow!("stopped: the --timeout of {secs} s was reached");
+    }
+    if text.contains("forcing trap when growing memory") {
+        return anyhow!(
+            "stopped: the component needed more memory than --max-memory allows ({} bytes)",
+            limits.max_memory
+        );
+    }
+    anyhow::Error::from(e).context("the imo component failed")
 }
 
 /// The user-facing message of a guest error.
@@ -181,10 +237,11 @@ pub fn pull(
     output: &str,
     options: &PullOptions,
 ) -> Result<PullReport> {
+    let limits = caps.limits;
     let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_pull(&mut store, base, final_, output, options)
-        .ctx("the imo component failed")?
+        .map_err(|e| trap(e, limits))?
         .map_err(message)
 }
 
@@ -195,19 +252,21 @@ pub fn plan(
     final_: &str,
     options: &PullOptions,
 ) -> Result<PlanReport> {
+    let limits = caps.limits;
     let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_plan(&mut store, base, final_, options)
-        .ctx("the imo component failed")?
+        .map_err(|e| trap(e, limits))?
         .map_err(message)
 }
 
 /// Runs `inspect` in the component.
 pub fn inspect(caps: Capabilities, archive: &str) -> Result<PlanReport> {
+    let limits = caps.limits;
     let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_inspect(&mut store, archive)
-        .ctx("the imo component failed")?
+        .map_err(|e| trap(e, limits))?
         .map_err(message)
 }
 
@@ -218,10 +277,11 @@ pub fn vet(
     destination: &str,
     options: &PushOptions,
 ) -> Result<VetReport> {
+    let limits = caps.limits;
     let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_vet(&mut store, archive, destination, options)
-        .ctx("the imo component failed")?
+        .map_err(|e| trap(e, limits))?
         .map_err(message)
 }
 
@@ -232,9 +292,10 @@ pub fn push(
     destination: &str,
     options: &PushOptions,
 ) -> Result<PushReport> {
+    let limits = caps.limits;
     let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_push(&mut store, archive, destination, options)
-        .ctx("the imo component failed")?
+        .map_err(|e| trap(e, limits))?
         .map_err(message)
 }

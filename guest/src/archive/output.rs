@@ -1,12 +1,20 @@
 //! Where an archive goes: stdout, or a file written under a temporary name in
 //! the same directory and renamed only once complete.
+//!
+//! In the component, files are made with wasi:filesystem calls on the granted
+//! directory (only `write` rights asked for), which every WASI host supports;
+//! std's `File::create` asks for more and fails under some (jco's shim).
 
-use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
+
+#[cfg(not(target_arch = "wasm32"))]
+use native::TempFile;
+#[cfg(target_arch = "wasm32")]
+use wasi_fs::TempFile;
 
 const BUFFER: usize = 1024 * 1024;
 
@@ -14,24 +22,21 @@ const BUFFER: usize = 1024 * 1024;
 pub enum Output {
     /// Standard output (`-`).
     Stdout(BufWriter<io::Stdout>),
-    /// A file being written under `temp`, renamed to `path` on commit.
+    /// A temporary file, renamed to `path` on commit.
     File {
-        /// The final path.
-        path: PathBuf,
-        /// The temporary path.
-        temp: PathBuf,
+        /// The final path, for messages.
+        path: String,
         /// The open temporary file.
-        file: BufWriter<File>,
-        /// Whether it was renamed.
-        committed: bool,
+        file: BufWriter<TempFile>,
     },
 }
 
-fn random_suffix() -> u64 {
+fn temp_name(name: &str) -> String {
     // std seeds RandomState from the host's wasi:random.
-    std::collections::hash_map::RandomState::new()
+    let r = std::collections::hash_map::RandomState::new()
         .build_hasher()
-        .finish()
+        .finish();
+    format!(".{name}.imo-{r:016x}.tmp")
 }
 
 impl Output {
@@ -43,48 +48,37 @@ impl Output {
                 io::stdout(),
             )));
         }
-        let final_path = PathBuf::from(path);
-        let name = final_path
+        let p = Path::new(path);
+        let name = p
             .file_name()
+            .filter(|_| !path.ends_with('/'))
             .ok_or_else(|| Error::InvalidArgument(format!("output path {path:?} names no file")))?
             .to_string_lossy()
             .into_owned();
-        let dir = final_path.parent().unwrap_or(Path::new("."));
-        if fs::metadata(&final_path).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::InvalidArgument(format!(
-                "output path {path} is a directory"
-            )));
-        }
-        let temp = dir.join(format!(".{name}.imo-{:016x}.tmp", random_suffix()));
-        let file = File::create(&temp).map_err(|e| Error::io(path, "write", &e))?;
+        let dir = p
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| ".".into());
+        let file = TempFile::create(&dir, &temp_name(&name), &name)
+            .map_err(|e| Error::io(path, "write", &e))?;
         Ok(Output::File {
-            path: final_path,
-            temp,
+            path: path.to_string(),
             file: BufWriter::with_capacity(BUFFER, file),
-            committed: false,
         })
     }
 
     /// Flushes and, for a file, syncs it and renames it into place.
-    pub fn commit(mut self) -> Result<()> {
-        match &mut self {
-            Output::Stdout(w) => w
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Stdout(mut w) => w
                 .flush()
                 .map_err(|e| Error::io("standard output", "write", &e)),
-            Output::File {
-                path,
-                temp,
-                file,
-                committed,
-            } => {
-                let shown = path.display().to_string();
-                file.flush().map_err(|e| Error::io(&shown, "write", &e))?;
-                file.get_ref()
-                    .sync_all()
-                    .map_err(|e| Error::io(&shown, "sync", &e))?;
-                fs::rename(&*temp, &*path).map_err(|e| Error::io(&shown, "rename into", &e))?;
-                *committed = true;
-                Ok(())
+            Output::File { path, file } => {
+                let file = file
+                    .into_inner()
+                    .map_err(|e| Error::io(&path, "write", e.error()))?;
+                file.commit().map_err(|e| Error::io(&path, "finish", &e))
             }
         }
     }
@@ -93,7 +87,7 @@ impl Output {
     pub fn display(&self) -> String {
         match self {
             Output::Stdout(_) => "standard output".into(),
-            Output::File { path, .. } => path.display().to_string(),
+            Output::File { path, .. } => path.clone(),
         }
     }
 }
@@ -114,15 +108,194 @@ impl Write for Output {
     }
 }
 
-impl Drop for Output {
-    fn drop(&mut self) {
-        if let Output::File {
-            temp,
-            committed: false,
-            ..
-        } = self
-        {
-            let _ = fs::remove_file(temp);
+/// Native builds (unit tests): std's files.
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::fs::{self, File};
+    use std::io::{self, Write};
+    use std::path::PathBuf;
+
+    /// A file under a temporary name, removed unless committed.
+    pub struct TempFile {
+        file: Option<File>,
+        temp: PathBuf,
+        target: PathBuf,
+    }
+
+    impl TempFile {
+        /// Creates `temp` in `dir`, to become `name`.
+        pub fn create(dir: &str, temp: &str, name: &str) -> io::Result<Self> {
+            let dir = PathBuf::from(dir);
+            if dir.join(name).is_dir() {
+                return Err(io::Error::other("it is a directory"));
+            }
+            let temp = dir.join(temp);
+            let file = File::options().write(true).create_new(true).open(&temp)?;
+            Ok(TempFile {
+                file: Some(file),
+                temp,
+                target: dir.join(name),
+            })
+        }
+
+        /// Syncs and renames into place.
+        pub fn commit(mut self) -> io::Result<()> {
+            let file = self.file.take().expect("open until commit");
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&self.temp, &self.target)
+        }
+    }
+
+    impl Write for TempFile {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.file.as_mut().expect("open until commit").write(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.as_mut().expect("open until commit").flush()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if self.file.is_some() {
+                let _ = fs::remove_file(&self.temp);
+            }
+        }
+    }
+}
+
+/// The component: wasi:filesystem on the preopened directory.
+#[cfg(target_arch = "wasm32")]
+mod wasi_fs {
+    use std::io::{self, Write};
+
+    use crate::bindings::wasi::filesystem::preopens;
+    use crate::bindings::wasi::filesystem::types::{
+        Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+    };
+    use crate::bindings::wasi::io::streams::OutputStream;
+
+    fn err(e: ErrorCode) -> io::Error {
+        let kind = match e {
+            ErrorCode::NoEntry => io::ErrorKind::NotFound,
+            ErrorCode::Access | ErrorCode::NotPermitted | ErrorCode::ReadOnly => {
+                io::ErrorKind::PermissionDenied
+            }
+            ErrorCode::Exist => io::ErrorKind::AlreadyExists,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, format!("{e:?}"))
+    }
+
+    /// A file under a temporary name, removed unless committed. The stream is
+    /// a child of the file, so it is dropped first.
+    pub struct TempFile {
+        stream: Option<OutputStream>,
+        file: Option<Descriptor>,
+        dir: Descriptor,
+        temp: String,
+        name: String,
+    }
+
+    /// The granted directory that is `dir` itself.
+    fn granted(dir: &str) -> io::Result<Descriptor> {
+        let wanted = dir.trim_end_matches('/');
+        preopens::get_directories()
+            .into_iter()
+            .find(|(_, path)| path.trim_end_matches('/') == wanted)
+            .map(|(d, _)| d)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("directory {dir} is not granted to imo"),
+                )
+            })
+    }
+
+    impl TempFile {
+        /// Creates `temp` in `dir`, to become `name`.
+        pub fn create(dir: &str, temp: &str, name: &str) -> io::Result<Self> {
+            let dir = granted(dir)?;
+            if let Ok(s) = dir.stat_at(PathFlags::empty(), name) {
+                if s.type_ == DescriptorType::Directory {
+                    return Err(io::Error::other("it is a directory"));
+                }
+            }
+            let file = dir
+                .open_at(
+                    PathFlags::empty(),
+                    temp,
+                    OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                    DescriptorFlags::WRITE,
+                )
+                .map_err(err)?;
+            let stream = file.write_via_stream(0).map_err(err)?;
+            Ok(TempFile {
+                stream: Some(stream),
+                file: Some(file),
+                dir,
+                temp: temp.to_string(),
+                name: name.to_string(),
+            })
+        }
+
+        /// Syncs and renames into place.
+        pub fn commit(mut self) -> io::Result<()> {
+            if let Some(s) = self.stream.take() {
+                s.blocking_flush()
+                    .map_err(|e| io::Error::other(format!("{e:?}")))?;
+            }
+            if let Some(f) = self.file.take() {
+                // Durability where the host offers it; not every host does.
+                let _ = f.sync_data();
+            }
+            self.dir
+                .rename_at(&self.temp, &self.dir, &self.name)
+                .map_err(err)
+        }
+    }
+
+    impl Write for TempFile {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let stream = self
+                .stream
+                .as_ref()
+                .ok_or_else(|| io::Error::other("file already closed"))?;
+            loop {
+                let permit = stream
+                    .check_write()
+                    .map_err(|e| io::Error::other(format!("{e:?}")))?;
+                if permit == 0 {
+                    stream.subscribe().block();
+                    continue;
+                }
+                let n = (permit as usize).min(buf.len());
+                stream
+                    .write(&buf[..n])
+                    .map_err(|e| io::Error::other(format!("{e:?}")))?;
+                return Ok(n);
+            }
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            match &self.stream {
+                Some(s) => s
+                    .blocking_flush()
+                    .map_err(|e| io::Error::other(format!("{e:?}"))),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if self.file.is_some() {
+                self.stream = None;
+                self.file = None;
+                let _ = self.dir.unlink_file_at(&self.temp);
+            }
         }
     }
 }
@@ -130,6 +303,8 @@ impl Drop for Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::PathBuf;
 
     fn scratch_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("imo-output-{name}-{}", std::process::id()));
@@ -144,6 +319,7 @@ mod tests {
         let p = d.join("a.tar");
         let mut o = Output::open(p.to_str().unwrap()).unwrap();
         o.write_all(b"data").unwrap();
+        o.flush().unwrap();
         assert!(!p.exists());
         o.commit().unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"data");
@@ -169,5 +345,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("/nonexistent-dir-imo/x.tar"), "{err}");
+        let d = scratch_dir("isdir");
+        fs::create_dir(d.join("sub")).unwrap();
+        let err = Output::open(d.join("sub").to_str().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("directory"), "{err}");
+        fs::remove_dir_all(d).unwrap();
     }
 }
