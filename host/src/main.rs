@@ -11,7 +11,7 @@ mod runtime;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use credentials::Credentials;
@@ -43,6 +43,14 @@ struct Cli {
     /// registry got to.
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     retry_times: u32,
+
+    /// Largest memory the component may use, in MiB.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 512)]
+    max_memory: usize,
+
+    /// Stop the command after this many seconds.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    timeout: Option<u64>,
 
     #[command(subcommand)]
     command: Command,
@@ -93,6 +101,12 @@ enum Command {
         chunk_size: u64,
         #[command(flatten)]
         dest: DestArgs,
+    },
+    /// Write the WebAssembly component this binary runs (for other hosts).
+    Component {
+        /// Where to write it (`-` for standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: std::path::PathBuf,
     },
     /// Show what an OCI archive holds and which blobs it leaves out.
     Inspect {
@@ -192,13 +206,20 @@ fn registry_of(reference: &str) -> Option<String> {
     }
 }
 
-/// The network for a command: `insecure` lists the references whose
-/// registries skip certificate checks.
-fn network(cert_dir: Option<&std::path::Path>, insecure: &[&str]) -> Result<network::Network> {
-    network::Network::new(
-        cert_dir,
-        insecure.iter().filter_map(|r| registry_of(r)).collect(),
-    )
+/// The network for a command: it may reach the registries of `references`
+/// (and what they name); `insecure` lists the references whose registries
+/// skip certificate checks.
+fn network(
+    cert_dir: Option<&std::path::Path>,
+    references: &[&str],
+    insecure: &[&str],
+) -> Result<network::Network> {
+    let mut allowed = network::AllowList::default();
+    for r in references.iter().filter_map(|r| registry_of(r)) {
+        allowed.allow_registry(&r);
+    }
+    let insecure = insecure.iter().filter_map(|r| registry_of(r)).collect();
+    network::Network::new(cert_dir, insecure, allowed)
 }
 
 /// Grants the archive for reading; returns the path the guest is given.
@@ -262,6 +283,10 @@ fn run(cli: Cli) -> Result<()> {
     let mut grants = Grants::default();
     let auth_files = credentials::default_auth_files(cli.authfile.as_deref());
     let cert_dir = cli.cert_dir.as_deref();
+    let limits = runtime::Limits {
+        max_memory: cli.max_memory.saturating_mul(1024 * 1024),
+        timeout: cli.timeout.map(std::time::Duration::from_secs),
+    };
     match cli.command {
         Command::Pull { images, output } => {
             let (base, final_, options, creds) =
@@ -271,7 +296,12 @@ fn run(cli: Cli) -> Result<()> {
                 grants,
                 credentials: creds,
                 progress,
-                network: network(cert_dir, &images.insecure())?,
+                network: network(
+                    cert_dir,
+                    &[&images.base, &images.final_],
+                    &images.insecure(),
+                )?,
+                limits,
             };
             let report = runtime::pull(caps, &base, &final_, output.guest_path(), &options)?;
             eprintln!(
@@ -295,7 +325,12 @@ fn run(cli: Cli) -> Result<()> {
                 grants,
                 credentials: creds,
                 progress,
-                network: network(cert_dir, &images.insecure())?,
+                network: network(
+                    cert_dir,
+                    &[&images.base, &images.final_],
+                    &images.insecure(),
+                )?,
+                limits,
             };
             let report = runtime::plan(caps, &base, &final_, &options)?;
             if json {
@@ -324,7 +359,8 @@ fn run(cli: Cli) -> Result<()> {
                 grants,
                 credentials: creds,
                 progress,
-                network: network(cert_dir, &dest.insecure(&destination))?,
+                network: network(cert_dir, &[&destination], &dest.insecure(&destination))?,
+                limits,
             };
             let report = runtime::vet(caps, &guest_archive, &destination, &options)?;
             for m in &report.missing {
@@ -373,7 +409,8 @@ fn run(cli: Cli) -> Result<()> {
                 grants,
                 credentials: creds,
                 progress,
-                network: network(cert_dir, &dest.insecure(&destination))?,
+                network: network(cert_dir, &[&destination], &dest.insecure(&destination))?,
+                limits,
             };
             let report = runtime::push(caps, &guest_archive, &destination, &options)?;
             eprintln!(
@@ -388,13 +425,35 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Component { output } => {
+            if output.as_os_str() == "-" {
+                use std::io::Write;
+                return Ok(std::io::stdout().write_all(runtime::COMPONENT)?);
+            }
+            // A temporary name in the same directory, renamed when complete.
+            let name = output
+                .file_name()
+                .context("the output path names no file")?;
+            let temp = output.with_file_name(format!(".{}.imo-tmp", name.to_string_lossy()));
+            std::fs::write(&temp, runtime::COMPONENT)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            std::fs::rename(&temp, &output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!(
+                "wrote {} ({} bytes)",
+                output.display(),
+                runtime::COMPONENT.len()
+            );
+            Ok(())
+        }
         Command::Inspect { archive, json } => {
             let guest_archive = grant_archive(&mut grants, &archive)?;
             let caps = Capabilities {
                 grants,
                 credentials: Credentials::default(),
                 progress,
-                network: network(cert_dir, &[])?,
+                network: network(cert_dir, &[], &[])?,
+                limits,
             };
             let report = runtime::inspect(caps, &guest_archive)?;
             if json {

@@ -4,11 +4,12 @@
 //! for the registries named on the command line only; HTTP/2 is negotiated by
 //! ALPN; `HTTPS_PROXY`/`NO_PROXY` tunnel HTTPS through a proxy.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -42,6 +43,67 @@ pub struct Network {
     /// Registry authorities (`host[:port]`) whose certificates are not checked.
     insecure: Vec<String>,
     proxy: Option<Proxy>,
+    allowed: Arc<Mutex<AllowList>>,
+}
+
+/// The hosts the component may reach: the registries named on the command
+/// line, and the token realms and redirect targets that those (and hosts
+/// learned so) name in their answers. Anything else is refused.
+#[derive(Default, Debug)]
+pub struct AllowList {
+    hosts: HashSet<String>,
+}
+
+/// `host:port` of a URI, with the scheme's default port made explicit.
+fn host_port(scheme: Option<&str>, host: &str, port: Option<u16>) -> String {
+    let port = port.unwrap_or(if scheme == Some("http") { 80 } else { 443 });
+    format!("{}:{port}", host.to_ascii_lowercase())
+}
+
+impl AllowList {
+    /// Allows registry `authority` (`host[:port]`, as references name it) over
+    /// either scheme.
+    pub fn allow_registry(&mut self, authority: &str) {
+        if let Ok(uri) = format!("https://{authority}/").parse::<http::Uri>() {
+            let host = uri.host().unwrap_or_default();
+            self.hosts
+                .insert(host_port(Some("https"), host, uri.port_u16()));
+            self.hosts
+                .insert(host_port(Some("http"), host, uri.port_u16()));
+        }
+    }
+
+    fn allows(&self, uri: &http::Uri) -> bool {
+        uri.host().is_some_and(|h| {
+            self.hosts
+                .contains(&host_port(uri.scheme_str(), h, uri.port_u16()))
+        })
+    }
+
+    /// Learns the realms and redirect targets an allowed host named.
+    fn learn(&mut self, base: &http::Uri, headers: &http::HeaderMap) {
+        let mut targets: Vec<String> = headers
+            .get_all(http::header::LOCATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        for v in headers.get_all(http::header::WWW_AUTHENTICATE).iter() {
+            let text = v.to_str().unwrap_or_default();
+            if let Some(start) = text.find("realm=\"") {
+                let rest = &text[start + 7..];
+                targets.extend(rest.split('"').next().map(str::to_string));
+            }
+        }
+        for t in targets {
+            // Relative locations stay on the same host.
+            if let Ok(uri) = t.parse::<http::Uri>() {
+                if let Some(h) = uri.host() {
+                    let scheme = uri.scheme_str().or(base.scheme_str());
+                    self.hosts.insert(host_port(scheme, h, uri.port_u16()));
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -203,8 +265,9 @@ impl Proxy {
 }
 
 impl Network {
-    /// Trust `cert_dir` besides the system store; skip verification for `insecure`.
-    pub fn new(cert_dir: Option<&Path>, insecure: Vec<String>) -> Result<Self> {
+    /// Trust `cert_dir` besides the system store; skip verification for
+    /// `insecure`; reach only `allowed` and what it names.
+    pub fn new(cert_dir: Option<&Path>, insecure: Vec<String>, allowed: AllowList) -> Result<Self> {
         let verified = Arc::new(client_config(roots(cert_dir)?)?);
         let mut unverified = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -218,6 +281,7 @@ impl Network {
             unverified: Arc::new(unverified),
             insecure,
             proxy: Proxy::from_env()?,
+            allowed: Arc::new(Mutex::new(allowed)),
         })
     }
 }
@@ -248,7 +312,22 @@ impl WasiHttpHooks for Network {
             self.verified.clone()
         };
         let proxy = self.proxy.clone();
-        Box::new(send(request, options, tls, proxy))
+        let allowed = self.allowed.clone();
+        let permitted = allowed
+            .lock()
+            .map(|a| a.allows(request.uri()))
+            .unwrap_or(false);
+        if !permitted {
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let uri = request.uri().clone();
+            let (response, io) = send(request, options, tls, proxy).await?;
+            if let Ok(mut a) = allowed.lock() {
+                a.learn(&uri, response.headers());
+            }
+            Ok((response, io))
+        })
     }
 
     fn p2_error_from_tls(&mut self, err: &io::Error) -> ErrorCode {
@@ -461,6 +540,35 @@ mod tests {
             no_proxy: vec!["*".into()],
         };
         assert!(!all.applies_to("anything"));
+    }
+
+    #[test]
+    fn only_named_hosts_and_what_they_name_are_reachable() {
+        let mut a = AllowList::default();
+        a.allow_registry("127.0.0.1:5000");
+        a.allow_registry("registry.example");
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        assert!(a.allows(&uri("http://127.0.0.1:5000/v2/")));
+        assert!(a.allows(&uri("https://registry.example/v2/")));
+        assert!(a.allows(&uri("https://registry.example:443/v2/")));
+        assert!(!a.allows(&uri("https://registry.example:8443/v2/")));
+        assert!(!a.allows(&uri("http://127.0.0.1:5001/v2/")));
+        assert!(!a.allows(&uri("https://elsewhere.example/")));
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::WWW_AUTHENTICATE,
+            r#"Bearer realm="https://auth.example/token",service="r""#
+                .parse()
+                .unwrap(),
+        );
+        h.append(
+            http::header::LOCATION,
+            "http://blobs.example:9000/x".parse().unwrap(),
+        );
+        a.learn(&uri("https://registry.example/v2/"), &h);
+        assert!(a.allows(&uri("https://auth.example/token?scope=x")));
+        assert!(a.allows(&uri("http://blobs.example:9000/x")));
+        assert!(!a.allows(&uri("https://blobs.example/x")));
     }
 
     #[test]
