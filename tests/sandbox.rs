@@ -1,0 +1,102 @@
+//! The component as a first-class artifact, and the limits the host puts on it.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+#[test]
+fn the_component_is_written_out_as_embedded() {
+    let dir = workdir();
+    let out = dir.path().join("imo.wasm");
+    ok(
+        &imo(&["component", "-o", out.to_str().unwrap()]),
+        "imo component",
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    // A component, not a core module: magic, then layer 1 of version 0x0d.
+    assert_eq!(&bytes[..8], b"\0asm\x0d\x00\x01\x00");
+    let again = imo(&["component", "-o", "-"]);
+    ok(&again, "imo component -o -");
+    assert_eq!(again.stdout, bytes, "the same bytes every time");
+    assert_eq!(
+        harness::listing(dir.path()),
+        vec![out],
+        "no temporary file left"
+    );
+}
+
+fn image() -> (Registry, String, tempfile::TempDir) {
+    let reg = Registry::start();
+    push_image(
+        &reg,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[layer(&[("big", &noise(400_000, 3))])],
+    );
+    let reference = format!("{}/app:v1", reg.host());
+    (reg, reference, workdir())
+}
+
+#[test]
+fn a_memory_cap_stops_the_component_with_a_clear_error() {
+    let (_reg, reference, dir) = image();
+    let out = dir.path().join("a.tar");
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--max-memory",
+        "2",
+        "--quiet",
+    ]);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--max-memory"), "{err}");
+    assert!(!out.exists());
+    ok(
+        &imo(&[
+            "pull",
+            "scratch",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+            "--max-memory",
+            "64",
+        ]),
+        "the same pull with room",
+    );
+}
+
+#[test]
+fn a_timeout_stops_a_hung_transfer() {
+    let (reg, _, dir) = image();
+    let proxy = StallProxy::start_download(reg.port, 100_000);
+    let out = dir.path().join("a.tar");
+    let started = Instant::now();
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("127.0.0.1:{}/app:v1", proxy.port),
+        "-o",
+        out.to_str().unwrap(),
+        "--timeout",
+        "2",
+        "--quiet",
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("--timeout of 2 s"), "{err}");
+    assert!(!out.exists());
+}
