@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod digest;
 pub mod error;
+pub mod host;
 pub mod http;
 pub mod inspect;
 pub mod manifest;
@@ -33,7 +34,10 @@ use platform::Platform;
 
 /// The exported component. Exported only on wasm: native builds (unit tests)
 /// cannot link WIT export names.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[cfg_attr(
+    any(not(target_arch = "wasm32"), feature = "command"),
+    allow(dead_code)
+)]
 struct Component;
 
 fn platform_from(p: wit::Platform) -> Platform {

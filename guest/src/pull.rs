@@ -5,7 +5,6 @@ use std::io::{self, Read};
 
 use crate::archive::output::Output;
 use crate::archive::writer::ArchiveWriter;
-use crate::bindings::imo::incremental::progress;
 use crate::bindings::imo::incremental::types::{BlobInfo, ProgressEvent, Role};
 use crate::digest::{classify_io, Digest, VerifyingReader};
 use crate::error::{Error, Result};
@@ -52,7 +51,7 @@ pub struct PullReport {
 }
 
 fn emit(event: ProgressEvent) {
-    progress::report(&event);
+    crate::host::report(&event);
 }
 
 fn info(d: &Descriptor) -> BlobInfo {

@@ -3,7 +3,6 @@
 
 use std::io;
 
-use crate::bindings::imo::incremental::progress;
 use crate::bindings::imo::incremental::types::{BlobInfo, ProgressEvent, Role};
 use crate::digest::{classify_io, VerifyingReader};
 use crate::error::{Error, MissingBlob, Result};
@@ -61,7 +60,7 @@ pub struct PushReport {
 }
 
 fn emit(event: ProgressEvent) {
-    progress::report(&event);
+    crate::host::report(&event);
 }
 
 fn info(d: &Descriptor) -> BlobInfo {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use crate::bindings::imo::incremental::credentials;
 use crate::bindings::imo::incremental::types::{Credential, Role};
 use crate::digest::{classify_io, Digest};
 use crate::error::{Error, Result};
@@ -128,7 +127,7 @@ impl Registry {
 
     fn credential(&mut self) -> Option<Credential> {
         if self.credential.is_none() {
-            self.credential = Some(credentials::lookup(&self.name, self.role));
+            self.credential = Some(crate::host::lookup(&self.name, self.role));
         }
         self.credential.clone().flatten()
     }

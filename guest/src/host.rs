@@ -1,0 +1,48 @@
+//! What the component asks of whoever runs it: credentials and a place for
+//! progress. As a library component these are the `credentials` and
+//! `progress` imports; built as a plain WASI command (feature `command`, for
+//! stock `wasmtime run`) they come from the environment the runner passes
+//! and go to stderr.
+
+use crate::bindings::imo::incremental::types::{Credential, ProgressEvent, Role};
+
+/// The credential for `registry` in `role`.
+#[cfg(not(feature = "command"))]
+pub fn lookup(registry: &str, role: Role) -> Option<Credential> {
+    crate::bindings::imo::incremental::credentials::lookup(registry, role)
+}
+
+/// Reports progress.
+#[cfg(not(feature = "command"))]
+pub fn report(event: &ProgressEvent) {
+    crate::bindings::imo::incremental::progress::report(event);
+}
+
+/// The credential for `role` from `IMO_BASE_CREDS`, `IMO_FINAL_CREDS` or
+/// `IMO_DEST_CREDS` (`USER:PASSWORD`), as `wasmtime run --env` passes them.
+#[cfg(feature = "command")]
+pub fn lookup(_registry: &str, role: Role) -> Option<Credential> {
+    use crate::bindings::imo::incremental::types::BasicCredential;
+    let name = match role {
+        Role::Base => "IMO_BASE_CREDS",
+        Role::Final => "IMO_FINAL_CREDS",
+        Role::Destination => "IMO_DEST_CREDS",
+    };
+    let value = std::env::var(name).ok()?;
+    let (username, password) = value.split_once(':')?;
+    Some(Credential::Basic(BasicCredential {
+        username: username.to_string(),
+        password: password.to_string(),
+    }))
+}
+
+/// Reports finished and skipped blobs on stderr.
+#[cfg(feature = "command")]
+pub fn report(event: &ProgressEvent) {
+    match event {
+        ProgressEvent::BlobFinished(d) => eprintln!("copied blob {d}"),
+        ProgressEvent::BlobSkipped(b) => eprintln!("skipped blob {}", b.digest),
+        ProgressEvent::Note(n) => eprintln!("{n}"),
+        _ => {}
+    }
+}
