@@ -19,52 +19,76 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("guest-build");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "imo-guest",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir);
-    // The outer build's settings (target, flags, jobserver) are not the guest's.
-    for (key, _) in env::vars_os() {
-        let key = key.to_string_lossy();
-        let outer = (key.starts_with("CARGO_") && key != "CARGO_HOME")
-            || matches!(
-                key.as_ref(),
-                "RUSTFLAGS"
-                    | "RUSTC_WRAPPER"
-                    | "RUSTC_WORKSPACE_WRAPPER"
-                    | "MAKEFLAGS"
-                    | "MFLAGS"
-                    | "TARGET"
-                    | "HOST"
-                    | "OUT_DIR"
-                    | "OPT_LEVEL"
-                    | "PROFILE"
-                    | "DEBUG"
-                    | "NUM_JOBS"
-            );
-        if outer {
-            cmd.env_remove(key.as_ref());
+    let guest = |target_dir: &PathBuf, extra: &[&str]| {
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "imo-guest",
+            ])
+            .args(extra)
+            .arg("--target-dir")
+            .arg(target_dir);
+        // The outer build's settings (target, flags, jobserver) are not the guest's.
+        for (key, _) in env::vars_os() {
+            let key = key.to_string_lossy();
+            let outer = (key.starts_with("CARGO_") && key != "CARGO_HOME")
+                || matches!(
+                    key.as_ref(),
+                    "RUSTFLAGS"
+                        | "RUSTC_WRAPPER"
+                        | "RUSTC_WORKSPACE_WRAPPER"
+                        | "MAKEFLAGS"
+                        | "MFLAGS"
+                        | "TARGET"
+                        | "HOST"
+                        | "OUT_DIR"
+                        | "OPT_LEVEL"
+                        | "PROFILE"
+                        | "DEBUG"
+                        | "NUM_JOBS"
+                );
+            if outer {
+                cmd.env_remove(key.as_ref());
+            }
         }
-    }
-    let status = cmd
-        .status()
-        .expect("cannot run cargo to build the guest component");
-    if !status.success() {
-        panic!(
-            "building the guest component failed (is the target installed? `rustup target add wasm32-wasip2`)"
-        );
-    }
+        let status = cmd
+            .status()
+            .expect("cannot run cargo to build the guest component");
+        if !status.success() {
+            panic!(
+                "building the guest component failed (is the target installed? `rustup target add wasm32-wasip2`)"
+            );
+        }
+    };
+    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+
+    // The library component the binary runs.
+    guest(&target_dir, &[]);
     let wasm = target_dir.join("wasm32-wasip2/release/imo_guest.wasm");
-    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("imo.wasm");
-    std::fs::copy(&wasm, &out).expect("copy the guest component into OUT_DIR");
-    println!("cargo:rustc-env=IMO_COMPONENT={}", out.display());
+    std::fs::copy(&wasm, out.join("imo.wasm")).expect("copy the guest component into OUT_DIR");
+    println!(
+        "cargo:rustc-env=IMO_COMPONENT={}",
+        out.join("imo.wasm").display()
+    );
+
+    // The same code as a wasi:cli command for stock hosts; its own target
+    // dir, so the `command` feature never reaches the library build.
+    let command_dir = target_dir.with_file_name("guest-command-build");
+    guest(
+        &command_dir,
+        &["--bin", "imo-command", "--features", "command"],
+    );
+    let wasm = command_dir.join("wasm32-wasip2/release/imo-command.wasm");
+    std::fs::copy(&wasm, out.join("imo-command.wasm"))
+        .expect("copy the command component into OUT_DIR");
+    println!(
+        "cargo:rustc-env=IMO_COMMAND_COMPONENT={}",
+        out.join("imo-command.wasm").display()
+    );
 }

@@ -107,6 +107,10 @@ enum Command {
         /// Where to write it (`-` for standard output).
         #[arg(short, long, value_name = "FILE")]
         output: std::path::PathBuf,
+        /// Write the wasi:cli command built from the same code instead, for
+        /// `wasmtime run -S http --dir D::D imo-command.wasm pull …`.
+        #[arg(long)]
+        command: bool,
     },
     /// Show what an OCI archive holds and which blobs it leaves out.
     Inspect {
@@ -425,17 +429,22 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Component { output } => {
+        Command::Component { output, command } => {
+            let bytes = if command {
+                runtime::COMMAND_COMPONENT
+            } else {
+                runtime::COMPONENT
+            };
             if output.as_os_str() == "-" {
                 use std::io::Write;
-                return Ok(std::io::stdout().write_all(runtime::COMPONENT)?);
+                return Ok(std::io::stdout().write_all(bytes)?);
             }
             // A temporary name in the same directory, renamed when complete.
             let name = output
                 .file_name()
                 .context("the output path names no file")?;
             let temp = output.with_file_name(format!(".{}.imo-tmp", name.to_string_lossy()));
-            std::fs::write(&temp, runtime::COMPONENT)
+            std::fs::write(&temp, bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             std::fs::rename(&temp, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;

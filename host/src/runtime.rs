@@ -46,6 +46,9 @@ impl<T> WasmContext<T> for wasmtime::Result<T> {
 /// The component the build embedded.
 pub static COMPONENT: &[u8] = include_bytes!(env!("IMO_COMPONENT"));
 
+/// The same code built as a wasi:cli command, for stock `wasmtime run`.
+pub static COMMAND_COMPONENT: &[u8] = include_bytes!(env!("IMO_COMMAND_COMPONENT"));
+
 /// Everything the component can reach, and nothing more.
 struct State {
     wasi: WasiCtx,
