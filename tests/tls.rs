@@ -98,6 +98,16 @@ fn a_private_ca_is_trusted_with_cert_dir_only() {
         ]),
         "push --cert-dir",
     );
+    ok(
+        &imo(&[
+            "vet",
+            out,
+            &format!("{}/copy:v1", reg.host()),
+            "--cert-dir",
+            cert_dir,
+        ]),
+        "vet --cert-dir",
+    );
     let check = skopeo(&[
         "inspect",
         "--raw",
@@ -157,6 +167,18 @@ fn htpasswd_basic_auth_over_tls() {
             "bob:tls-Secret-42",
         ]),
         "push",
+    );
+    ok(
+        &imo(&[
+            "vet",
+            out,
+            &format!("{}/copy:v1", reg.host()),
+            "--cert-dir",
+            cert_dir,
+            "--dest-creds",
+            "bob:tls-Secret-42",
+        ]),
+        "vet",
     );
     let check = skopeo(&[
         "inspect",
@@ -239,4 +261,31 @@ fn https_goes_through_the_proxy_unless_no_proxy_says_otherwise() {
         before,
         "NO_PROXY must bypass the proxy"
     );
+}
+
+#[test]
+fn a_certificate_for_another_host_is_refused() {
+    let tls = Tls::generate_for(&["registry.other.example"], false);
+    let reg = Registry::start_config(&tls.config());
+    let cert_dir = tls.cert_dir();
+    let dir = workdir();
+    let out = dir.path().join("a.tar");
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", reg.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&reg.host()) && err.contains("certificate"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }

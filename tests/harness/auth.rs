@@ -21,6 +21,11 @@ pub struct Tls {
 
 impl Tls {
     pub fn generate() -> Tls {
+        Tls::generate_for(&["localhost"], true)
+    }
+
+    /// A certificate for `names` (and 127.0.0.1 if `loopback_ip`).
+    pub fn generate_for(names: &[&str], loopback_ip: bool) -> Tls {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_key = rcgen::KeyPair::generate().expect("CA key");
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -29,11 +34,13 @@ impl Tls {
             .push(rcgen::DnType::CommonName, "imo test CA");
         let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
         let key = rcgen::KeyPair::generate().expect("server key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("server params");
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("server params");
+        if loopback_ip {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        }
         let cert = params
             .signed_by(&key, &ca_cert, &ca_key)
             .expect("server cert");
