@@ -4,7 +4,26 @@
 //! stock `wasmtime run`) they come from the environment the runner passes
 //! and go to stderr.
 
-use crate::bindings::imo::incremental::types::{Credential, ProgressEvent, Role};
+use crate::bindings::imo::incremental::types::{BlobInfo, Credential, ProgressEvent, Role};
+use crate::digest::Digest;
+use crate::manifest::Descriptor;
+use std::io::{self, Read};
+
+const PROGRESS_STEP: u64 = 1024 * 1024;
+
+/// Reports `event` (owned, as callers build it).
+pub fn emit(event: ProgressEvent) {
+    report(&event);
+}
+
+/// A descriptor as progress events and reports carry it.
+pub fn blob_info(d: &Descriptor) -> BlobInfo {
+    BlobInfo {
+        digest: d.digest.to_string(),
+        size: d.size,
+        media_type: d.media_type.clone(),
+    }
+}
 
 /// The credential for `registry` in `role`.
 #[cfg(not(feature = "command"))]
@@ -44,5 +63,38 @@ pub fn report(event: &ProgressEvent) {
         ProgressEvent::BlobSkipped(b) => eprintln!("skipped blob {}", b.digest),
         ProgressEvent::Note(n) => eprintln!("{n}"),
         _ => {}
+    }
+}
+
+/// Reports bytes read to the host in steps, so progress costs little.
+pub struct ProgressReader<R> {
+    inner: R,
+    digest: String,
+    pending: u64,
+}
+
+impl<R> ProgressReader<R> {
+    /// Wraps `inner`, the content of blob `digest`.
+    pub fn new(inner: R, digest: &Digest) -> Self {
+        ProgressReader {
+            inner,
+            digest: digest.to_string(),
+            pending: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending += n as u64;
+        if self.pending >= PROGRESS_STEP || (n == 0 && self.pending > 0) {
+            emit(ProgressEvent::BlobAdvanced((
+                self.digest.clone(),
+                self.pending,
+            )));
+            self.pending = 0;
+        }
+        Ok(n)
     }
 }

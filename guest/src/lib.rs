@@ -85,14 +85,6 @@ fn missing_to(b: error::MissingBlob) -> wit::MissingBlob {
     }
 }
 
-fn blob_info(d: &manifest::Descriptor) -> wit::BlobInfo {
-    wit::BlobInfo {
-        digest: d.digest.to_string(),
-        size: d.size,
-        media_type: d.media_type.clone(),
-    }
-}
-
 fn plan_report(
     p: &plan::Plan,
     present: &[manifest::Descriptor],
@@ -136,8 +128,8 @@ fn plan_report(
         left_out_bytes: p.left_out_bytes(),
         layers: p.layer_count() as u32,
         layers_left_out: p.left_out().count() as u32,
-        present: present.iter().map(blob_info).collect(),
-        missing: missing.iter().map(blob_info).collect(),
+        present: present.iter().map(host::blob_info).collect(),
+        missing: missing.iter().map(host::blob_info).collect(),
     }
 }
 

@@ -1,19 +1,17 @@
 //! `pull` and `plan`: resolve FINAL (and BASE), decide what goes in, then
 //! stream FINAL into an OCI archive without the layers BASE has.
 
-use std::io::{self, Read};
+use std::io;
 
 use crate::archive::output::Output;
 use crate::archive::writer::ArchiveWriter;
-use crate::bindings::imo::incremental::types::{BlobInfo, ProgressEvent, Role};
-use crate::digest::{classify_io, Digest, VerifyingReader};
+use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
+use crate::digest::{classify_io, VerifyingReader};
 use crate::error::{Error, Result};
-use crate::manifest::Descriptor;
+use crate::host::{blob_info, emit, ProgressReader};
 use crate::plan::{Action, Plan};
 use crate::platform::Platform;
 use crate::source::{Source, SourceRef};
-
-const PROGRESS_STEP: u64 = 1024 * 1024;
 
 /// Options of `pull` and `plan`, already parsed.
 pub struct PullOptions {
@@ -48,18 +46,6 @@ pub struct PullReport {
     pub bytes_left_out: u64,
     /// Size of the archive file.
     pub archive_size: u64,
-}
-
-fn emit(event: ProgressEvent) {
-    crate::host::report(&event);
-}
-
-fn info(d: &Descriptor) -> BlobInfo {
-    BlobInfo {
-        digest: d.digest.to_string(),
-        size: d.size,
-        media_type: d.media_type.clone(),
-    }
 }
 
 /// Opens FINAL (and BASE unless `scratch`) and plans the archive.
@@ -122,16 +108,16 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
             Action::LeftOut => {
                 report.layers_left_out += 1;
                 report.bytes_left_out += d.size;
-                emit(ProgressEvent::BlobSkipped(info(d)));
+                emit(ProgressEvent::BlobSkipped(blob_info(d)));
                 continue;
             }
             Action::Foreign => continue,
         }
-        emit(ProgressEvent::BlobStarted(info(d)));
+        emit(ProgressEvent::BlobStarted(blob_info(d)));
         let origin = source.name();
         let body = source.blob(d)?;
         let verified = VerifyingReader::new(
-            Progress::new(body, &d.digest),
+            ProgressReader::new(body, &d.digest),
             d.digest.clone(),
             d.size,
             origin,
@@ -156,36 +142,4 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
     out.commit()?;
     report.archive_size = plan.archive_size();
     Ok(report)
-}
-
-/// Reports bytes read to the host in steps, so progress costs little.
-struct Progress<R> {
-    inner: R,
-    digest: String,
-    pending: u64,
-}
-
-impl<R> Progress<R> {
-    fn new(inner: R, digest: &Digest) -> Self {
-        Progress {
-            inner,
-            digest: digest.to_string(),
-            pending: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for Progress<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pending += n as u64;
-        if self.pending >= PROGRESS_STEP || (n == 0 && self.pending > 0) {
-            emit(ProgressEvent::BlobAdvanced((
-                self.digest.clone(),
-                self.pending,
-            )));
-            self.pending = 0;
-        }
-        Ok(n)
-    }
 }

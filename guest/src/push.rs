@@ -3,9 +3,10 @@
 
 use std::io;
 
-use crate::bindings::imo::incremental::types::{BlobInfo, ProgressEvent, Role};
+use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
 use crate::digest::{classify_io, VerifyingReader};
 use crate::error::{Error, MissingBlob, Result};
+use crate::host::{blob_info, emit, ProgressReader};
 use crate::inspect::{self, Inspection};
 use crate::manifest::{Descriptor, BASE_NAME};
 use crate::plan::{Action, Plan};
@@ -57,18 +58,6 @@ pub struct PushReport {
     pub bytes_sent: u64,
     /// Manifests and indexes stored.
     pub manifests: u32,
-}
-
-fn emit(event: ProgressEvent) {
-    crate::host::report(&event);
-}
-
-fn info(d: &Descriptor) -> BlobInfo {
-    BlobInfo {
-        digest: d.digest.to_string(),
-        size: d.size,
-        media_type: d.media_type.clone(),
-    }
 }
 
 struct Destination {
@@ -203,7 +192,7 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
         let digest = d.digest.to_string();
         if reg.blob_exists(&repo, &digest, &scope)? {
             report.skipped += 1;
-            emit(ProgressEvent::BlobSkipped(info(d)));
+            emit(ProgressEvent::BlobSkipped(blob_info(d)));
             continue;
         }
         let mut mounted = false;
@@ -229,12 +218,12 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
         let d = &b.desc;
         if reg.blob_exists(&repo, &d.digest.to_string(), &scope)? {
             report.skipped += 1;
-            emit(ProgressEvent::BlobSkipped(info(d)));
+            emit(ProgressEvent::BlobSkipped(blob_info(d)));
             continue;
         }
-        emit(ProgressEvent::BlobStarted(info(d)));
+        emit(ProgressEvent::BlobStarted(blob_info(d)));
         let open = || -> Result<Box<dyn io::Read + '_>> {
-            let body = src.open_blob(d)?;
+            let body = ProgressReader::new(src.open_blob(d)?, &d.digest);
             Ok(Box::new(VerifyingReader::new(
                 body,
                 d.digest.clone(),
