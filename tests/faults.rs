@@ -130,10 +130,7 @@ fn a_slow_trickle_still_completes() {
 
 /// The run failed in one line containing `needle`, leaving no output file.
 fn failed_cleanly(run: &std::process::Output, out: &str, needle: &str) {
-    assert!(!run.status.success());
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(needle), "expected {needle:?} in {err}");
+    one_line_failure(run, &[needle]);
     assert!(
         !std::path::Path::new(out).exists(),
         "no file at the output path"

@@ -69,10 +69,7 @@ impl Setup {
             vec!["inspect", archive],
         ] {
             let out = imo(&args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>());
-            assert!(!out.status.success(), "{args:?} accepted {archive}");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(err.trim().lines().count(), 1, "{err}");
-            assert!(err.contains(needle), "expected {needle:?} in {err}");
+            one_line_failure(&out, &[needle]);
         }
         assert!(
             ureq::get(&format!("http://{}/v2/app/manifests/v1", self.dest.host()))
@@ -309,10 +306,7 @@ fn pull_through(proxy: &FaultProxy, out: &Path, extra: &[&str]) -> std::process:
 }
 
 fn refused_in_one_line(run: &std::process::Output, out: &Path, needle: &str) {
-    assert!(!run.status.success());
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(needle), "expected {needle:?} in {err}");
+    one_line_failure(run, &[needle]);
     assert!(!out.exists());
 }
 

@@ -282,10 +282,7 @@ fn streams_to_stdout() {
 fn failing_pull(args: &[&str], dir: &std::path::Path) -> String {
     let mut args = args.to_vec();
     args.push("--quiet");
-    let run = imo(&args);
-    assert!(!run.status.success(), "expected failure of {args:?}");
-    let err = String::from_utf8_lossy(&run.stderr).trim().to_string();
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let err = one_line_failure(&imo(&args), &[]);
     assert!(
         listing(dir).is_empty(),
         "files left behind: {:?}",

@@ -360,10 +360,7 @@ fn a_push_killed_half_way_leaves_the_old_tag_and_a_rerun_completes() {
 /// Runs a push that must fail: one line, naming `needle`, and `app:v1` untagged.
 fn failing_push(s: &Setup, archive: &str, needle: &str) {
     let out = imo(&["push", archive, &s.dest_ref("v1"), "--quiet"]);
-    assert!(!out.status.success(), "push of {archive} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    one_line_failure(&out, &[needle]);
     assert!(
         ureq::get(&format!("http://{}/v2/app/manifests/v1", s.dest.host()))
             .call()

@@ -399,6 +399,21 @@ pub fn ok(out: &Output, what: &str) {
     );
 }
 
+/// A run that had to fail: non-zero exit and one line on stderr holding
+/// every needle. Returns that line.
+pub fn one_line_failure(run: &Output, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&run.stderr).trim().to_string();
+    assert!(
+        !run.status.success(),
+        "expected a failure, got success: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    }
+    err
+}
+
 /// The entries of a tar archive: name -> bytes (test images are small).
 pub fn read_tar(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
