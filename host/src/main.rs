@@ -282,31 +282,55 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// What every command hands the component besides its own grants.
+struct Common<'a> {
+    progress: Progress,
+    cert_dir: Option<&'a std::path::Path>,
+    limits: runtime::Limits,
+}
+
+impl Common<'_> {
+    /// The capabilities of one command: `references` name the registries it
+    /// may reach, `insecure` those whose certificates are not checked.
+    fn caps(
+        self,
+        grants: Grants,
+        credentials: Credentials,
+        references: &[&str],
+        insecure: &[&str],
+    ) -> Result<Capabilities> {
+        Ok(Capabilities {
+            grants,
+            credentials,
+            progress: self.progress,
+            network: network(self.cert_dir, references, insecure)?,
+            limits: self.limits,
+        })
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
-    let progress = Progress::new(cli.quiet);
     let mut grants = Grants::default();
     let auth_files = credentials::default_auth_files(cli.authfile.as_deref());
-    let cert_dir = cli.cert_dir.as_deref();
-    let limits = runtime::Limits {
-        max_memory: cli.max_memory.saturating_mul(1024 * 1024),
-        timeout: cli.timeout.map(std::time::Duration::from_secs),
+    let common = Common {
+        progress: Progress::new(cli.quiet),
+        cert_dir: cli.cert_dir.as_deref(),
+        limits: runtime::Limits {
+            max_memory: cli.max_memory.saturating_mul(1024 * 1024),
+            timeout: cli.timeout.map(std::time::Duration::from_secs),
+        },
     };
     match cli.command {
         Command::Pull { images, output } => {
             let (base, final_, options, creds) =
                 images.prepare(&mut grants, &auth_files, cli.retry_times)?;
             let output = grants.output(&output)?;
-            let caps = Capabilities {
+            let caps = common.caps(
                 grants,
-                credentials: creds,
-                progress,
-                network: network(
-                    cert_dir,
-                    &[&images.base, &images.final_],
-                    &images.insecure(),
-                )?,
-                limits,
-            };
+                creds,
+                &[&images.base, &images.final_],
+                &images.insecure(),
+            )?;
             let report = runtime::pull(caps, &base, &final_, output.guest_path(), &options)?;
             eprintln!(
                 "wrote {} ({} bytes): {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
@@ -325,17 +349,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plan { images, json } => {
             let (base, final_, options, creds) =
                 images.prepare(&mut grants, &auth_files, cli.retry_times)?;
-            let caps = Capabilities {
+            let caps = common.caps(
                 grants,
-                credentials: creds,
-                progress,
-                network: network(
-                    cert_dir,
-                    &[&images.base, &images.final_],
-                    &images.insecure(),
-                )?,
-                limits,
-            };
+                creds,
+                &[&images.base, &images.final_],
+                &images.insecure(),
+            )?;
             let report = runtime::plan(caps, &base, &final_, &options)?;
             if json {
                 print_json(&report::to_json(&report))
@@ -359,13 +378,7 @@ fn run(cli: Cli) -> Result<()> {
                 retry_times: cli.retry_times,
             };
             let creds = dest.credentials(&auth_files)?;
-            let caps = Capabilities {
-                grants,
-                credentials: creds,
-                progress,
-                network: network(cert_dir, &[&destination], &dest.insecure(&destination))?,
-                limits,
-            };
+            let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
             let report = runtime::vet(caps, &guest_archive, &destination, &options)?;
             for m in &report.missing {
                 println!(
@@ -409,13 +422,7 @@ fn run(cli: Cli) -> Result<()> {
                 retry_times: cli.retry_times,
             };
             let creds = dest.credentials(&auth_files)?;
-            let caps = Capabilities {
-                grants,
-                credentials: creds,
-                progress,
-                network: network(cert_dir, &[&destination], &dest.insecure(&destination))?,
-                limits,
-            };
+            let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
             let report = runtime::push(caps, &guest_archive, &destination, &options)?;
             eprintln!(
                 "pushed {} ({}): uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
@@ -457,13 +464,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { archive, json } => {
             let guest_archive = grant_archive(&mut grants, &archive)?;
-            let caps = Capabilities {
-                grants,
-                credentials: Credentials::default(),
-                progress,
-                network: network(cert_dir, &[], &[])?,
-                limits,
-            };
+            let caps = common.caps(grants, Credentials::default(), &[], &[])?;
             let report = runtime::inspect(caps, &guest_archive)?;
             if json {
                 print_json(&report::to_json(&report))
