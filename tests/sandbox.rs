@@ -100,3 +100,42 @@ fn a_timeout_stops_a_hung_transfer() {
     assert!(err.contains("--timeout of 2 s"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn the_compiled_component_is_cached_and_a_damaged_cache_is_ignored() {
+    let (_reg, reference, dir) = image();
+    let cache = dir.path().join("cache");
+    let cache_env = cache.to_str().unwrap().to_string();
+    let out = dir.path().join("a.tar");
+    let pull = |name: &str| {
+        imo_env(
+            &[
+                "pull",
+                "scratch",
+                &reference,
+                "-o",
+                dir.path().join(name).to_str().unwrap(),
+                "--quiet",
+            ],
+            &[("IMO_CACHE_DIR", &cache_env)],
+        )
+    };
+    ok(&pull("a.tar"), "first pull, compiling");
+    let cached: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].extension().is_some_and(|e| e == "cwasm"));
+    std::fs::write(&cached[0], b"not a compiled component").unwrap();
+    ok(&pull("b.tar"), "pull with a damaged cache");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(dir.path().join("b.tar")).unwrap()
+    );
+    assert_ne!(
+        std::fs::read(&cached[0]).unwrap(),
+        b"not a compiled component",
+        "the cache was rewritten"
+    );
+}
