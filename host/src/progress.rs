@@ -1,13 +1,42 @@
-//! Renders the component's progress events on stderr.
+//! Renders the component's progress events on stderr: bars per blob and in
+//! total on a terminal, plain lines otherwise, nothing with `--quiet`.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::runtime::ProgressEvent;
 
-/// Plain-line progress renderer.
+/// Progress renderer.
 pub struct Progress {
     quiet: bool,
     sizes: HashMap<String, u64>,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    blobs: HashMap<String, ProgressBar>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(0));
+        total.set_style(
+            ProgressStyle::with_template(
+                "total {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bars {
+            multi,
+            total,
+            blobs: HashMap::new(),
+        }
+    }
 }
 
 /// `1.5 MiB`-style sizes.
@@ -34,15 +63,21 @@ fn short(digest: &str) -> &str {
 impl Progress {
     /// A renderer; `quiet` prints nothing.
     pub fn new(quiet: bool) -> Self {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(Bars::new);
         Progress {
             quiet,
             sizes: HashMap::new(),
+            bars,
         }
     }
 
     /// Handles one event.
     pub fn report(&mut self, event: ProgressEvent) {
         if self.quiet {
+            return;
+        }
+        if let Some(bars) = &mut self.bars {
+            bars.report(event);
             return;
         }
         match event {
@@ -58,6 +93,60 @@ impl Progress {
                 eprintln!("skipped blob {} ({})", short(&b.digest), bytes(b.size));
             }
             ProgressEvent::Note(n) => eprintln!("{n}"),
+        }
+    }
+}
+
+impl Bars {
+    fn report(&mut self, event: ProgressEvent) {
+        match event {
+            ProgressEvent::BlobStarted(b) => {
+                let bar = self
+                    .multi
+                    .insert_before(&self.total, ProgressBar::new(b.size));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(short(&b.digest).to_string());
+                self.total.inc_length(b.size);
+                self.blobs.insert(b.digest, bar);
+            }
+            ProgressEvent::BlobAdvanced((digest, n)) => {
+                if let Some(bar) = self.blobs.get(&digest) {
+                    bar.inc(n);
+                }
+                self.total.inc(n);
+            }
+            ProgressEvent::BlobFinished(d) => {
+                if let Some(bar) = self.blobs.remove(&d) {
+                    bar.finish_and_clear();
+                    let _ = self.multi.println(format!(
+                        "copied blob {} ({})",
+                        short(&d),
+                        bytes(bar.length().unwrap_or(0))
+                    ));
+                }
+            }
+            ProgressEvent::BlobSkipped(b) => {
+                let _ = self.multi.println(format!(
+                    "skipped blob {} ({})",
+                    short(&b.digest),
+                    bytes(b.size)
+                ));
+            }
+            ProgressEvent::Note(n) => {
+                let _ = self.multi.println(n);
+            }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bars) = &self.bars {
+            bars.total.finish_and_clear();
         }
     }
 }
