@@ -117,6 +117,22 @@ fn assert_refused(out: &std::process::Output, reg: &Registry, role: &str, secret
     one_line_failure(out, &["unauthorized", &reg.host(), role]);
 }
 
+/// A pull with a wrong password is refused in one line that never shows it.
+fn refuses_wrong_password(reg: &Registry, out: &std::path::Path, wrong: &str) {
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", reg.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--final-creds",
+        &format!("{USER}:{wrong}"),
+        "--quiet",
+    ]);
+    assert_refused(&run, reg, "final", wrong);
+    assert!(!out.exists());
+}
+
 #[test]
 fn bearer_token_auth_round_trip() {
     let tokens = TokenServer::start(Some((USER, PASSWORD)));
@@ -140,17 +156,7 @@ fn bearer_token_auth_round_trip() {
     let dir = workdir();
     let out = dir.path().join("x.tar");
     let wrong = "Wr0ng-Secret-xyz";
-    let run = imo(&[
-        "pull",
-        "scratch",
-        &format!("{}/app:v1", reg.host()),
-        "-o",
-        out.to_str().unwrap(),
-        "--final-creds",
-        &format!("{USER}:{wrong}"),
-        "--quiet",
-    ]);
-    assert_refused(&run, &reg, "final", wrong);
+    refuses_wrong_password(&reg, &out, wrong);
     let run = imo(&[
         "push",
         "/dev/null",
@@ -253,17 +259,7 @@ fn htpasswd_basic_auth_round_trip() {
 
     let wrong = "N0t-The-Password";
     let out = dir.path().join("x.tar");
-    let run = imo(&[
-        "pull",
-        "scratch",
-        &format!("{}/app:v1", reg.host()),
-        "-o",
-        out.to_str().unwrap(),
-        "--final-creds",
-        &format!("{USER}:{wrong}"),
-        "--quiet",
-    ]);
-    assert_refused(&run, &reg, "final", wrong);
+    refuses_wrong_password(&reg, &out, wrong);
 }
 
 #[test]
