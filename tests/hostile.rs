@@ -20,27 +20,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let src = Registry::start();
-    let image = push_image(
-        &src,
-        "app",
-        Some("v1"),
-        Flavour::Oci,
-        host_arch(),
-        &[layer(&[("a", b"content")])],
-    );
-    let dir = workdir();
-    let full = dir.path().join("full.tar");
-    ok(
-        &imo(&[
-            "pull",
-            "scratch",
-            &format!("{}/app:v1", src.host()),
-            "-o",
-            full.to_str().unwrap(),
-        ]),
-        "pull",
-    );
+    let (src, image, dir, full) = pulled_one_layer_image();
     Setup {
         src,
         dest: Registry::start(),

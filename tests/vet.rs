@@ -60,27 +60,7 @@ fn vet_passes_only_when_the_destination_has_the_left_out_layers() {
 
 #[test]
 fn vet_verify_catches_a_tampered_blob() {
-    let src = Registry::start();
-    let image = push_image(
-        &src,
-        "app",
-        Some("v1"),
-        Flavour::Oci,
-        host_arch(),
-        &[layer(&[("a", b"content")])],
-    );
-    let dir = workdir();
-    let full = dir.path().join("full.tar");
-    ok(
-        &imo(&[
-            "pull",
-            "scratch",
-            &format!("{}/app:v1", src.host()),
-            "-o",
-            full.to_str().unwrap(),
-        ]),
-        "pull",
-    );
+    let (_src, image, dir, full) = pulled_one_layer_image();
     let tampered = dir.path().join("tampered.tar");
     let victim = image.layers[0].trim_start_matches("sha256:").to_string();
     rewrite_archive(&full, &tampered, |name, body| {

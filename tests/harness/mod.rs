@@ -362,6 +362,33 @@ pub fn push_index(
     }
 }
 
+/// A registry with app:v1 (one small layer), pulled in full by imo into
+/// `full.tar` in a fresh work dir: the start of many archive tests.
+pub fn pulled_one_layer_image() -> (Registry, Pushed, tempfile::TempDir, PathBuf) {
+    let src = Registry::start();
+    let image = push_image(
+        &src,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[layer(&[("a", b"content")])],
+    );
+    let dir = workdir();
+    let full = dir.path().join("full.tar");
+    ok(
+        &imo(&[
+            "pull",
+            "scratch",
+            &format!("{}/app:v1", src.host()),
+            "-o",
+            full.to_str().unwrap(),
+        ]),
+        "pull",
+    );
+    (src, image, dir, full)
+}
+
 /// Runs the `imo` binary as a user would, with no auth file of this machine's.
 pub fn imo(args: &[&str]) -> Output {
     imo_env(args, &[])
