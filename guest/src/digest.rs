@@ -3,8 +3,6 @@
 use std::fmt;
 use std::io::{self, Read};
 
-use sha2::{Digest as _, Sha256, Sha512};
-
 use crate::error::{Error, Result};
 
 /// Hash algorithms imo can verify.
@@ -69,10 +67,9 @@ impl Digest {
 
     /// The SHA-256 digest of `bytes`.
     pub fn sha256_of(bytes: &[u8]) -> Self {
-        Digest {
-            algorithm: Algorithm::Sha256,
-            hex: hex(&Sha256::digest(bytes)),
-        }
+        let mut h = Hasher::new(Algorithm::Sha256);
+        h.update(bytes);
+        h.finish()
     }
 
     /// The digest of `bytes` with this digest's algorithm.
@@ -114,44 +111,94 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-enum HasherState {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
 /// An incremental hasher for one algorithm.
 pub struct Hasher {
     algorithm: Algorithm,
-    state: HasherState,
+    state: engine::State,
 }
 
 impl Hasher {
     /// A fresh hasher.
     pub fn new(algorithm: Algorithm) -> Self {
-        let state = match algorithm {
-            Algorithm::Sha256 => HasherState::Sha256(Sha256::new()),
-            Algorithm::Sha512 => HasherState::Sha512(Sha512::new()),
-        };
-        Hasher { algorithm, state }
+        Hasher {
+            algorithm,
+            state: engine::State::new(algorithm),
+        }
     }
 
     /// Feeds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
-        match &mut self.state {
-            HasherState::Sha256(h) => h.update(bytes),
-            HasherState::Sha512(h) => h.update(bytes),
-        }
+        self.state.update(bytes);
     }
 
     /// The digest of everything fed.
     pub fn finish(self) -> Digest {
-        let hex = match self.state {
-            HasherState::Sha256(h) => hex(&h.finalize()),
-            HasherState::Sha512(h) => hex(&h.finalize()),
-        };
         Digest {
             algorithm: self.algorithm,
-            hex,
+            hex: hex(&self.state.finish()),
+        }
+    }
+}
+
+/// The library component hashes with the host's `hashing` import (native
+/// code with the CPU's SHA instructions).
+#[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+mod engine {
+    use super::Algorithm;
+    use crate::bindings::imo::incremental::hashing::{self, Hasher};
+
+    pub struct State(Hasher);
+
+    impl State {
+        pub fn new(algorithm: Algorithm) -> Self {
+            State(Hasher::new(match algorithm {
+                Algorithm::Sha256 => hashing::Algorithm::Sha256,
+                Algorithm::Sha512 => hashing::Algorithm::Sha512,
+            }))
+        }
+
+        pub fn update(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+
+        pub fn finish(self) -> Vec<u8> {
+            self.0.digest()
+        }
+    }
+}
+
+/// Native builds (unit tests) and the wasi:cli command, whose stock hosts
+/// know no `hashing` import, hash with `sha2` themselves.
+#[cfg(not(all(target_arch = "wasm32", not(feature = "command"))))]
+mod engine {
+    use super::Algorithm;
+    use sha2::{Digest as _, Sha256, Sha512};
+
+    pub enum State {
+        Sha256(Sha256),
+        Sha512(Sha512),
+    }
+
+    impl State {
+        pub fn new(algorithm: Algorithm) -> Self {
+            match algorithm {
+                Algorithm::Sha256 => State::Sha256(Sha256::new()),
+                Algorithm::Sha512 => State::Sha512(Sha512::new()),
+            }
+        }
+
+        pub fn update(&mut self, bytes: &[u8]) {
+            match self {
+                State::Sha256(h) => h.update(bytes),
+                State::Sha512(h) => h.update(bytes),
+            }
+        }
+
+        pub fn finish(self) -> Vec<u8> {
+            match self {
+                State::Sha256(h) => h.finalize().to_vec(),
+                State::Sha512(h) => h.finalize().to_vec(),
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod credentials;
 mod files;
+mod hashing;
 mod network;
 mod platform;
 mod progress;

@@ -3,13 +3,14 @@
 //! credentials and progress imports.
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::credentials::Credentials;
 use crate::files::Grants;
+use crate::hashing::Hasher;
 use crate::network::Network;
 use crate::progress::Progress;
 
@@ -22,11 +23,13 @@ mod bindings {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
+            "imo:incremental/hashing.hasher": crate::hashing::Hasher,
         },
         require_store_data_send: true,
     });
 }
 
+use bindings::imo::incremental::hashing::Algorithm as HashAlgorithm;
 pub use bindings::imo::incremental::types::{
     BasicCredential, BlobAction, BlobInfo, Credential, Error as GuestError, PlanReport, Platform,
     ProgressEvent, PullOptions, PullReport, PushOptions, PushReport, Role, VetReport,
@@ -137,6 +140,8 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
         |s| s,
     )
     .ctx("linking imo imports")?;
+    bindings::imo::incremental::hashing::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        .ctx("linking imo imports")?;
 
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdout().inherit_stderr();
@@ -275,6 +280,35 @@ fn message(e: GuestError) -> anyhow::Error {
         }
     };
     anyhow!(text)
+}
+
+impl bindings::imo::incremental::hashing::Host for State {}
+
+impl bindings::imo::incremental::hashing::HostHasher for State {
+    fn new(&mut self, algorithm: HashAlgorithm) -> Resource<Hasher> {
+        let sha512 = matches!(algorithm, HashAlgorithm::Sha512);
+        self.table
+            .push(Hasher::new(sha512))
+            .expect("the resource table has room for a hasher")
+    }
+
+    fn update(&mut self, hasher: Resource<Hasher>, data: Vec<u8>) {
+        if let Ok(h) = self.table.get_mut(&hasher) {
+            h.update(&data);
+        }
+    }
+
+    fn digest(&mut self, hasher: Resource<Hasher>) -> Vec<u8> {
+        self.table
+            .get(&hasher)
+            .map(Hasher::digest)
+            .unwrap_or_default()
+    }
+
+    fn drop(&mut self, hasher: Resource<Hasher>) -> wasmtime::Result<()> {
+        self.table.delete(hasher)?;
+        Ok(())
+    }
 }
 
 /// Runs `pull` in the component.

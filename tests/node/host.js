@@ -1,4 +1,5 @@
 // The imo:incremental imports, supplied by a JavaScript host.
+import { createHash } from "node:crypto";
 export const events = [];
 
 export const credentials = {
@@ -13,3 +14,18 @@ export const progress = {
     events.push(event);
   },
 };
+
+// Digests in native code, as the imo binary supplies them.
+class Hasher {
+  constructor(algorithm) {
+    this.hash = createHash(algorithm);
+  }
+  update(data) {
+    this.hash.update(data);
+  }
+  digest() {
+    return new Uint8Array(this.hash.copy().digest());
+  }
+}
+
+export const hashing = { Hasher };
