@@ -3,6 +3,7 @@
 
 mod harness;
 
+use harness::faults::{Fault, FaultProxy, Rule};
 use harness::*;
 
 fn two_layers(tag: &str) -> Vec<Vec<u8>> {
@@ -394,4 +395,98 @@ fn a_blob_that_does_not_match_its_digest_is_rejected() {
         dir.path(),
     );
     assert!(err.contains(victim) && err.contains("has digest"), "{err}");
+}
+
+/// Pulls `reference` through a proxy that holds every blob answer back
+/// 300 ms, so that downloads running at once overlap; returns the archive
+/// and the most blob downloads the proxy saw at once.
+fn pull_with_jobs(src: &Registry, jobs: &str, out: &std::path::Path) -> (Vec<u8>, usize) {
+    let proxy = FaultProxy::start(
+        src.port,
+        vec![Rule::new("GET", "/blobs/", 100, Fault::Delay(300))],
+    );
+    let reference = format!("{}/app:v1", proxy.host());
+    let target = out.to_str().unwrap();
+    let run = imo(&[
+        "pull", "scratch", &reference, "--jobs", jobs, "-o", target, "--quiet",
+    ]);
+    ok(&run, "imo pull --jobs");
+    let bytes = if target == "-" {
+        run.stdout
+    } else {
+        std::fs::read(out).expect("archive")
+    };
+    (bytes, proxy.peak("GET"))
+}
+
+#[test]
+fn parallel_downloads_write_the_archive_a_sequential_pull_writes() {
+    let src = Registry::start();
+    let layers: Vec<Vec<u8>> = (0..6u64)
+        .map(|i| layer(&[("data", &noise(10_000 + 60_000 * i as usize, i))]))
+        .collect();
+    let image = push_image(&src, "app", Some("v1"), Flavour::Oci, host_arch(), &layers);
+    let dir = workdir();
+
+    let (one, one_at_once) = pull_with_jobs(&src, "1", &dir.path().join("one.tar"));
+    let (four, four_at_once) = pull_with_jobs(&src, "4", &dir.path().join("four.tar"));
+    let (streamed, _) = pull_with_jobs(&src, "4", std::path::Path::new("-"));
+    assert_eq!(one_at_once, 1, "--jobs 1 downloads one blob at a time");
+    assert_eq!(four_at_once, 4, "--jobs 4 downloads four blobs at once");
+    assert!(
+        one == four,
+        "the same archive, whatever the order blobs arrive in"
+    );
+    assert!(one == streamed, "stdout carries the same archive");
+
+    let archive = Archive::from_bytes(&four);
+    assert_eq!(archive.top_digest(), image.digest);
+    for l in &image.layers {
+        assert!(archive.has(l), "layer {l} in the archive");
+    }
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", dir.path().join("four.tar").display()),
+    ]);
+    ok(&raw, "skopeo inspect --raw");
+    assert_eq!(raw.stdout, image.bytes);
+    let dest = Registry::start();
+    ok(
+        &skopeo_copy_to(&dir.path().join("four.tar"), &dest, "app:v1"),
+        "skopeo copy",
+    );
+    assert_eq!(sha256(&dest.manifest("app", "v1").0), image.digest);
+}
+
+#[test]
+fn a_bad_blob_among_parallel_downloads_leaves_no_file() {
+    let src = Registry::start();
+    let layers: Vec<Vec<u8>> = (0..4u64)
+        .map(|i| layer(&[("data", &noise(50_000, 40 + i))]))
+        .collect();
+    let image = push_image(&src, "app", Some("v1"), Flavour::Oci, host_arch(), &layers);
+    let victim = image.layers[2].trim_start_matches("sha256:").to_string();
+    let proxy = FaultProxy::start(
+        src.port,
+        vec![
+            Rule::new("GET", &victim, 10, Fault::WrongBody),
+            Rule::new("GET", "/blobs/", 100, Fault::Trickle(1)),
+        ],
+    );
+    let dir = workdir();
+    let out = dir.path().join("bad.tar");
+    let err = failing_pull(
+        &[
+            "pull",
+            "scratch",
+            &format!("{}/app:v1", proxy.host()),
+            "--jobs",
+            "4",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(err.contains(&victim) && err.contains("has digest"), "{err}");
 }

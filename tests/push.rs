@@ -6,6 +6,7 @@ mod harness;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use harness::faults::{Fault, FaultProxy, Rule};
 use harness::*;
 
 struct Setup {
@@ -43,6 +44,20 @@ fn setup(flavour: Flavour) -> Setup {
         v1,
         v2,
     }
+}
+
+/// `src/app:v1` pulled in full by imo into `dir/full.tar`; its path.
+fn full_archive(src: &Registry, dir: &tempfile::TempDir) -> String {
+    let full = dir.path().join("full.tar");
+    let full = full.to_str().unwrap().to_string();
+    run_ok(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", src.host()),
+        "-o",
+        &full,
+    ]);
+    full
 }
 
 fn run_ok(args: &[&str]) -> String {
@@ -311,20 +326,16 @@ fn a_push_killed_half_way_leaves_the_old_tag_and_a_rerun_completes() {
         &[layer(&[("old", b"o")])],
     );
     let dir = workdir();
-    let full = dir.path().join("full.tar");
-    let full = full.to_str().unwrap();
-    run_ok(&[
-        "pull",
-        "scratch",
-        &format!("{}/app:v1", src.host()),
-        "-o",
-        full,
-    ]);
+    let full = full_archive(&src, &dir);
+    let full = full.as_str();
 
     let proxy = StallProxy::start(dest.port, 500_000);
     let log = dir.path().join("push.log");
+    // One upload at a time, so that the small layer is known to be complete
+    // when the big one stalls.
     let mut child = Command::new(env!("CARGO_BIN_EXE_imo"))
         .args(["push", full, &format!("127.0.0.1:{}/app:v1", proxy.port)])
+        .args(["--jobs", "1"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -419,4 +430,55 @@ fn a_read_only_destination_is_refused_in_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains(&ro.host()) && err.contains("app"), "{err}");
+}
+
+/// Pushes `archive` through a proxy that holds every blob upload's answer
+/// back 300 ms, so uploads running at once overlap; returns the most blob
+/// uploads that were under way at once.
+fn push_with_jobs(archive: &str, jobs: &str) -> (Registry, usize) {
+    let dest = Registry::start();
+    let proxy = FaultProxy::start(
+        dest.port,
+        vec![Rule::new("PUT", "digest=", 100, Fault::Delay(300))],
+    );
+    run_ok(&[
+        "push",
+        archive,
+        &format!("{}/app:v1", proxy.host()),
+        "--jobs",
+        jobs,
+    ]);
+    let peak = proxy.peak("PUT");
+    (dest, peak)
+}
+
+#[test]
+fn parallel_uploads_land_every_blob_and_digest() {
+    let src = Registry::start();
+    let layers: Vec<Vec<u8>> = (0..5u64)
+        .map(|i| layer(&[("data", &noise(20_000 + 50_000 * i as usize, 70 + i))]))
+        .collect();
+    let image = push_image(
+        &src,
+        "app",
+        Some("v1"),
+        Flavour::Docker,
+        host_arch(),
+        &layers,
+    );
+    let dir = workdir();
+    let full = full_archive(&src, &dir);
+    let full = full.as_str();
+
+    let (_, one_at_once) = push_with_jobs(full, "1");
+    assert_eq!(one_at_once, 1, "--jobs 1 uploads one blob at a time");
+    let (dest, four_at_once) = push_with_jobs(full, "4");
+    assert_eq!(four_at_once, 4, "--jobs 4 uploads four blobs at once");
+    assert_complete(&dest, "app", &image);
+    assert_eq!(sha256(&dest.manifest("app", "v1").0), image.digest);
+    assert_eq!(
+        skopeo_pull_digest(&dest, "app:v1"),
+        image.digest,
+        "skopeo reads what the parallel push stored"
+    );
 }

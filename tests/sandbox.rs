@@ -51,8 +51,9 @@ fn a_memory_cap_stops_the_component_with_a_clear_error() {
         &reference,
         "-o",
         out.to_str().unwrap(),
+        // A pull fits in 2 MiB of linear memory; 1 MiB is too little.
         "--max-memory",
-        "2",
+        "1",
         "--quiet",
     ]);
     assert!(!run.status.success());

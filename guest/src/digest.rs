@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::task::Poll;
 
+use crate::concurrent::PollRead;
 use crate::error::{Error, Result};
 
 /// Hash algorithms imo can verify.
@@ -218,10 +220,15 @@ impl std::error::Error for Mismatch {}
 
 /// Turns an `io::Error` from a copy through a [`VerifyingReader`] back into
 /// the guest error, keeping digest mismatches distinct from I/O failures.
+/// A guest error carried inside the `io::Error` (as a blob request's) comes
+/// out as it was.
 pub fn classify_io(err: io::Error, what: impl FnOnce(&io::Error) -> Error) -> Error {
-    match err.get_ref().and_then(|e| e.downcast_ref::<Mismatch>()) {
-        Some(m) => Error::DigestMismatch(m.0.clone()),
-        None => what(&err),
+    if let Some(m) = err.get_ref().and_then(|e| e.downcast_ref::<Mismatch>()) {
+        return Error::DigestMismatch(m.0.clone());
+    }
+    match err.downcast::<Error>() {
+        Ok(e) => e,
+        Err(err) => what(&err),
     }
 }
 
@@ -237,7 +244,7 @@ pub struct VerifyingReader<R> {
     origin: String,
 }
 
-impl<R: Read> VerifyingReader<R> {
+impl<R> VerifyingReader<R> {
     /// Verifies `inner` against `expected` and `size`; `origin` names where the
     /// bytes come from, for the error message.
     pub fn new(inner: R, expected: Digest, size: u64, origin: String) -> Self {
@@ -260,9 +267,9 @@ impl<R: Read> VerifyingReader<R> {
     }
 }
 
-impl<R: Read> Read for VerifyingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+impl<R> VerifyingReader<R> {
+    /// Accounts for `n` bytes just read into `buf` (0 at the end).
+    fn check(&mut self, buf: &[u8], n: usize) -> io::Result<usize> {
         self.seen += n as u64;
         if self.seen > self.size {
             return Err(self.fail(format!(
@@ -287,6 +294,22 @@ impl<R: Read> Read for VerifyingReader<R> {
             None => {}
         }
         Ok(n)
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.check(buf, n)
+    }
+}
+
+impl<R: PollRead> PollRead for VerifyingReader<R> {
+    fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self.inner.poll_read(buf) {
+            Poll::Ready(Ok(n)) => Poll::Ready(self.check(buf, n)),
+            other => other,
+        }
     }
 }
 

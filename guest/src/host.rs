@@ -5,9 +5,11 @@
 //! and go to stderr.
 
 use crate::bindings::imo::incremental::types::{BlobInfo, Credential, ProgressEvent, Role};
+use crate::concurrent::PollRead;
 use crate::digest::Digest;
 use crate::manifest::Descriptor;
-use std::io::{self, Read};
+use std::io;
+use std::task::Poll;
 
 const PROGRESS_STEP: u64 = 1024 * 1024;
 
@@ -84,9 +86,8 @@ impl<R> ProgressReader<R> {
     }
 }
 
-impl<R: Read> Read for ProgressReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+impl<R> ProgressReader<R> {
+    fn count(&mut self, n: usize) {
         self.pending += n as u64;
         if self.pending >= PROGRESS_STEP || (n == 0 && self.pending > 0) {
             emit(ProgressEvent::BlobAdvanced((
@@ -95,6 +96,15 @@ impl<R: Read> Read for ProgressReader<R> {
             )));
             self.pending = 0;
         }
-        Ok(n)
+    }
+}
+
+impl<R: PollRead> PollRead for ProgressReader<R> {
+    fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let read = self.inner.poll_read(buf);
+        if let Poll::Ready(Ok(n)) = read {
+            self.count(n);
+        }
+        read
     }
 }

@@ -1,8 +1,11 @@
 //! Blocking HTTP over wasi:http: the guest's only way out.
 
 use std::io::{self, Read};
+use std::task::Poll;
 
 use url::Url;
+
+use crate::concurrent::{self, block_on, ready, Blocking, PollRead};
 
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
@@ -67,16 +70,20 @@ pub struct Body {
     _body: Option<IncomingBody>,
 }
 
-impl Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl PollRead for Body {
+    fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let Some(stream) = &self.stream else {
-            return Ok(0);
+            return Poll::Ready(Ok(0));
         };
         if buf.is_empty() {
-            return Ok(0);
+            return Poll::Ready(Ok(0));
         }
         let want = (buf.len() as u64).min(READ_CHUNK);
-        match stream.blocking_read(want) {
+        Poll::Ready(match stream.read(want) {
+            Ok(bytes) if bytes.is_empty() => {
+                concurrent::wait_on(stream.subscribe());
+                return Poll::Pending;
+            }
             Ok(bytes) => {
                 buf[..bytes.len()].copy_from_slice(&bytes);
                 Ok(bytes.len())
@@ -91,7 +98,13 @@ impl Read for Body {
                 let line = text.lines().next().unwrap_or("read failed").to_string();
                 Err(io::Error::new(io::ErrorKind::ConnectionReset, line))
             }
-        }
+        })
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Blocking(self).read(buf)
     }
 }
 
@@ -125,7 +138,17 @@ pub fn send(
     method: &str,
     url: &Url,
     headers: &[(String, String)],
-    body: Option<&mut dyn Read>,
+    body: Option<&mut dyn PollRead>,
+) -> Result<Response, SendError> {
+    block_on(send_async(method, url, headers, body))
+}
+
+/// [`send`], waiting without blocking other transfers.
+pub async fn send_async(
+    method: &str,
+    url: &Url,
+    headers: &[(String, String)],
+    body: Option<&mut dyn PollRead>,
 ) -> Result<Response, SendError> {
     let fields: Vec<(String, Vec<u8>)> = headers
         .iter()
@@ -175,7 +198,7 @@ pub fn send(
 
     let future = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
     let written = match body {
-        Some(body) => write_body(outgoing, body),
+        Some(body) => write_body(outgoing, body).await,
         None => OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e).into()),
     };
     // A server may answer (and close) before taking the whole body: its
@@ -186,7 +209,7 @@ pub fn send(
         Ok(()) => None,
     };
 
-    future.subscribe().block();
+    ready(|| future.subscribe()).await;
     let response = match future.get() {
         Some(Ok(Ok(r))) => r,
         Some(Ok(Err(e))) => return Err(written.unwrap_or_else(|| describe(&e)).into()),
@@ -224,14 +247,15 @@ pub fn send(
 
 /// Streams `body` into the request as fast as the host accepts it; a read
 /// error leaves the body unfinished, so the host aborts the request.
-fn write_body(outgoing: OutgoingBody, body: &mut dyn Read) -> Result<(), SendError> {
+async fn write_body(outgoing: OutgoingBody, body: &mut dyn PollRead) -> Result<(), SendError> {
     {
         let stream = outgoing
             .write()
             .map_err(|()| "request body stream already taken".to_string())?;
+        let failed = |e| format!("sending request body: {e:?}");
         let mut buf = vec![0u8; WRITE_BUFFER];
         loop {
-            let n = match body.read(&mut buf) {
+            let n = match concurrent::read(body, &mut buf).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -239,23 +263,21 @@ fn write_body(outgoing: OutgoingBody, body: &mut dyn Read) -> Result<(), SendErr
             };
             let mut done = 0;
             while done < n {
-                let permit = stream
-                    .check_write()
-                    .map_err(|e| format!("sending request body: {e:?}"))?;
+                let permit = stream.check_write().map_err(failed)?;
                 if permit == 0 {
-                    stream.subscribe().block();
+                    ready(|| stream.subscribe()).await;
                     continue;
                 }
                 let m = (permit as usize).min(n - done);
-                stream
-                    .write(&buf[done..done + m])
-                    .map_err(|e| format!("sending request body: {e:?}"))?;
+                stream.write(&buf[done..done + m]).map_err(failed)?;
                 done += m;
             }
         }
-        stream
-            .blocking_flush()
-            .map_err(|e| format!("sending request body: {e:?}"))?;
+        // A flush is done when the stream is ready again; check-write then
+        // tells whether it failed (it may allow 0 bytes: the body is complete).
+        stream.flush().map_err(failed)?;
+        ready(|| stream.subscribe()).await;
+        stream.check_write().map_err(failed)?;
     }
     OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e).into())
 }

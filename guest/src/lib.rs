@@ -3,6 +3,7 @@
 //! directories its host grants.
 
 pub mod archive;
+pub mod concurrent;
 pub mod digest;
 pub mod error;
 pub mod host;
@@ -63,6 +64,7 @@ fn options_from(options: wit::PullOptions) -> pull::PullOptions {
         host_platform: platform_from(options.host_platform),
         tls_verify: options.tls_verify,
         retry_times: options.retry_times,
+        jobs: options.jobs,
     }
 }
 
@@ -73,6 +75,7 @@ fn push_options(o: wit::PushOptions) -> push::PushOptions {
         chunk_size: o.chunk_size,
         verify: o.verify,
         retry_times: o.retry_times,
+        jobs: o.jobs,
     }
 }
 

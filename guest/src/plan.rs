@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::archive::writer::archive_len;
+use crate::archive::writer::Layout;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{platforms, select_platform, Descriptor, LayoutIndex, Parsed, RawManifest};
@@ -248,9 +248,14 @@ impl Plan {
             .sum()
     }
 
+    /// Where each entry of the archive goes.
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.written(), self.index_json().len() as u64)
+    }
+
     /// The exact size of the archive file.
     pub fn archive_size(&self) -> u64 {
-        archive_len(self.written(), self.index_json().len() as u64)
+        self.layout().size()
     }
 
     /// Bytes of the layers left out.

@@ -1,14 +1,18 @@
 //! `pull` and `plan`: resolve FINAL (and BASE), decide what goes in, then
 //! stream FINAL into an OCI archive without the layers BASE has.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::io;
 
 use crate::archive::output::Output;
-use crate::archive::writer::ArchiveWriter;
+use crate::archive::writer::{write_entry, Entry};
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
-use crate::digest::{classify_io, VerifyingReader};
+use crate::concurrent::{block_on, run_all, Ready, Task};
+use crate::digest::{classify_io, Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::host::{blob_info, emit, ProgressReader};
+use crate::manifest::Descriptor;
 use crate::plan::{Action, Plan};
 use crate::platform::Platform;
 use crate::source::{Source, SourceRef};
@@ -25,6 +29,8 @@ pub struct PullOptions {
     pub tls_verify: bool,
     /// Extra tries after a network failure.
     pub retry_times: u32,
+    /// Blobs transferred at once.
+    pub jobs: u32,
 }
 
 /// What a pull wrote.
@@ -78,12 +84,13 @@ pub fn plan(base: &str, final_: &str, opts: &PullOptions) -> Result<Plan> {
     open_and_plan(base, final_, opts).map(|(_, plan)| plan)
 }
 
-/// Runs a pull.
+/// Runs a pull: up to `jobs` blobs stream at once, each into its place in
+/// the archive, verified as it arrives.
 pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Result<PullReport> {
     if output.is_empty() {
         return Err(Error::InvalidArgument("output path is empty".into()));
     }
-    let (mut source, plan) = open_and_plan(base, final_, opts)?;
+    let (source, plan) = open_and_plan(base, final_, opts)?;
     if let Some(base) = &plan.base {
         if plan.left_out().next().is_none() {
             emit(ProgressEvent::Note(format!(
@@ -95,51 +102,79 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
     let out = Output::open(output)?;
     let shown = out.display();
     let write_err = |e: io::Error| Error::io(&shown, "write", &e);
-    let mut writer = ArchiveWriter::new(out).map_err(write_err)?;
+    let layout = plan.layout();
+    let sink = RefCell::new(out);
     let mut report = PullReport {
         reference: plan.reference.clone(),
         digest: plan.top.digest.to_string(),
         ..PullReport::default()
     };
+    let mut fetch = Vec::new();
     for blob in &plan.blobs {
-        let d = &blob.desc;
         match blob.action {
-            Action::Include => {}
+            Action::Include => fetch.push(&blob.desc),
             Action::LeftOut => {
                 report.layers_left_out += 1;
-                report.bytes_left_out += d.size;
-                emit(ProgressEvent::BlobSkipped(blob_info(d)));
-                continue;
+                report.bytes_left_out += blob.desc.size;
+                emit(ProgressEvent::BlobSkipped(blob_info(&blob.desc)));
             }
-            Action::Foreign => continue,
+            Action::Foreign => {}
         }
-        emit(ProgressEvent::BlobStarted(blob_info(d)));
-        let origin = source.name();
-        let body = source.blob(d)?;
-        let verified = VerifyingReader::new(
-            ProgressReader::new(body, &d.digest),
-            d.digest.clone(),
-            d.size,
-            origin,
-        );
-        writer
-            .put_stream(&d.digest, d.size, verified)
-            .map_err(|e| {
-                classify_io(e, |e| {
-                    Error::Network(format!("copying blob {} to {shown}: {e}", d.digest))
-                })
-            })?;
-        emit(ProgressEvent::BlobFinished(d.digest.to_string()));
-        report.blobs_written += 1;
-        report.bytes_written += d.size;
     }
+    block_on(layout.write_start(&sink)).map_err(write_err)?;
+    let (src, out, shown) = (&*source, &sink, &shown);
+    let copies = fetch.iter().map(|&d| -> Task<'_, (), Error> {
+        let entry = layout.blob(&d.digest);
+        Box::pin(copy_blob(src, d, entry, out, shown))
+    });
+    run_all(opts.jobs as usize, copies)?;
+    report.blobs_written = fetch.len() as u32;
+    report.bytes_written = fetch.iter().map(|d| d.size).sum();
+
+    let mut written: HashSet<&Digest> = fetch.iter().map(|d| &d.digest).collect();
     for m in &plan.manifests {
-        writer.put_bytes(&m.digest, &m.bytes).map_err(write_err)?;
+        if !written.insert(&m.digest) {
+            continue;
+        }
+        let entry = placed(layout.blob(&m.digest), &m.digest)?;
+        block_on(write_entry(&sink, entry, &mut Ready(&m.bytes[..]))).map_err(write_err)?;
         report.manifests += 1;
         report.bytes_written += m.bytes.len() as u64;
     }
-    let out = writer.finish(&plan.index_json()).map_err(write_err)?;
-    out.commit()?;
-    report.archive_size = plan.archive_size();
+    block_on(layout.write_end(&sink, &plan.index_json())).map_err(write_err)?;
+    sink.into_inner().commit()?;
+    report.archive_size = layout.size();
     Ok(report)
+}
+
+/// The layout places every blob of the plan; anything else is a bug, told
+/// as one.
+fn placed<'a>(entry: Option<&'a Entry>, digest: &Digest) -> Result<&'a Entry> {
+    entry.ok_or_else(|| Error::Io(format!("blob {digest} has no place in the archive")))
+}
+
+/// Streams blob `d` from `source` into its `entry`, verified on the way.
+async fn copy_blob(
+    source: &dyn Source,
+    d: &Descriptor,
+    entry: Option<&Entry>,
+    sink: &RefCell<Output>,
+    shown: &str,
+) -> Result<()> {
+    let entry = placed(entry, &d.digest)?;
+    emit(ProgressEvent::BlobStarted(blob_info(d)));
+    let body = source.blob(d)?;
+    let mut verified = VerifyingReader::new(
+        ProgressReader::new(body, &d.digest),
+        d.digest.clone(),
+        d.size,
+        source.name(),
+    );
+    write_entry(sink, entry, &mut verified).await.map_err(|e| {
+        classify_io(e, |e| {
+            Error::Network(format!("copying blob {} to {shown}: {e}", d.digest))
+        })
+    })?;
+    emit(ProgressEvent::BlobFinished(d.digest.to_string()));
+    Ok(())
 }

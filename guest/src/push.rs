@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
+use crate::concurrent::{block_on, run_all, Blocking, Ready, Task};
 use crate::digest::{classify_io, VerifyingReader};
 use crate::error::{Error, MissingBlob, Result};
 use crate::host::{blob_info, emit, ProgressReader};
@@ -11,7 +12,7 @@ use crate::inspect::{self, Inspection};
 use crate::manifest::{Descriptor, BASE_NAME};
 use crate::plan::{Action, Plan};
 use crate::reference::Reference;
-use crate::registry::upload::{pull_scope, push_scope};
+use crate::registry::upload::{pull_scope, push_scope, upload, Content};
 use crate::registry::Registry;
 use crate::source::Source;
 
@@ -27,6 +28,8 @@ pub struct PushOptions {
     pub verify: bool,
     /// Extra tries after a network failure.
     pub retry_times: u32,
+    /// Blobs uploaded at once.
+    pub jobs: u32,
 }
 
 /// What `vet` found.
@@ -124,7 +127,7 @@ fn verify_all(src: &mut dyn Source, inspection: &Inspection) -> Result<u32> {
     let origin = src.name();
     let mut count = 0;
     for d in &inspection.present {
-        let body = src.blob(d)?;
+        let body = Blocking(src.blob(d)?);
         let mut verified = VerifyingReader::new(body, d.digest.clone(), d.size, origin.clone());
         io::copy(&mut verified, &mut io::sink())
             .map_err(|e| classify_io(e, |e| Error::Io(format!("reading {origin}: {e}"))))?;
@@ -137,15 +140,16 @@ fn verify_all(src: &mut dyn Source, inspection: &Inspection) -> Result<u32> {
 pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
     let (mut src, inspection) = inspect::open(archive)?;
     let plan = &inspection.plan;
-    let mut target = destination(dest, plan, opts)?;
+    let target = destination(dest, plan, opts)?;
     let repo = target.reference.repository().to_string();
     let scope = pull_scope(&repo);
     let mut missing = Vec::new();
     for d in &inspection.missing {
-        if !target
-            .registry
-            .blob_exists(&repo, &d.digest.to_string(), &scope)?
-        {
+        if !block_on(
+            target
+                .registry
+                .blob_exists(&repo, &d.digest.to_string(), &scope),
+        )? {
             missing.push(missing_blob(plan, d));
         }
     }
@@ -167,10 +171,10 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
 pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport> {
     let (src, inspection) = inspect::open(archive)?;
     let plan = &inspection.plan;
-    let mut target = destination(dest, plan, opts)?;
+    let target = destination(dest, plan, opts)?;
     let repo = target.reference.repository().to_string();
     let scope = push_scope(&repo);
-    let reg = &mut target.registry;
+    let reg = &target.registry;
     let mut report = PushReport {
         digest: plan.top.digest.to_string(),
         ..PushReport::default()
@@ -190,7 +194,7 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
     let mut missing = Vec::new();
     for d in &inspection.missing {
         let digest = d.digest.to_string();
-        if reg.blob_exists(&repo, &digest, &scope)? {
+        if block_on(reg.blob_exists(&repo, &digest, &scope))? {
             report.skipped += 1;
             emit(ProgressEvent::BlobSkipped(blob_info(d)));
             continue;
@@ -213,30 +217,47 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
         return Err(Error::MissingBlobs(missing));
     }
 
-    let origin = src.name();
-    for b in plan.blobs.iter().filter(|b| b.action == Action::Include) {
-        let d = &b.desc;
-        if reg.blob_exists(&repo, &d.digest.to_string(), &scope)? {
+    // Up to `jobs` uploads at once, each checked for first.
+    let (src, origin) = (&src, src.name());
+    let included: Vec<&Descriptor> = plan
+        .blobs
+        .iter()
+        .filter(|b| b.action == Action::Include)
+        .map(|b| &b.desc)
+        .collect();
+    let (shared, repo_ref, scope_ref, origin_ref) = (reg, &repo, &scope, &origin);
+    let uploads = included.iter().map(|&d| -> Task<'_, bool, Error> {
+        let (registry, repo, scope, origin) = (shared, repo_ref, scope_ref, origin_ref);
+        Box::pin(async move {
+            let digest = d.digest.to_string();
+            if registry.blob_exists(repo, &digest, scope).await? {
+                emit(ProgressEvent::BlobSkipped(blob_info(d)));
+                return Ok(false);
+            }
+            emit(ProgressEvent::BlobStarted(blob_info(d)));
+            let open = || -> Result<Content<'_>> {
+                let body = ProgressReader::new(Ready(src.open_blob(d)?), &d.digest);
+                Ok(Box::new(VerifyingReader::new(
+                    body,
+                    d.digest.clone(),
+                    d.size,
+                    origin.clone(),
+                )))
+            };
+            upload(registry, repo, d, &open, opts.chunk_size).await?;
+            emit(ProgressEvent::BlobFinished(digest));
+            Ok(true)
+        })
+    });
+    let uploaded = run_all(opts.jobs as usize, uploads)?;
+    for (d, sent) in included.iter().zip(uploaded) {
+        if sent {
+            report.uploaded += 1;
+            report.bytes_sent += d.size;
+        } else {
             report.skipped += 1;
-            emit(ProgressEvent::BlobSkipped(blob_info(d)));
-            continue;
         }
-        emit(ProgressEvent::BlobStarted(blob_info(d)));
-        let open = || -> Result<Box<dyn io::Read + '_>> {
-            let body = ProgressReader::new(src.open_blob(d)?, &d.digest);
-            Ok(Box::new(VerifyingReader::new(
-                body,
-                d.digest.clone(),
-                d.size,
-                origin.clone(),
-            )))
-        };
-        reg.upload(&repo, d, &open, opts.chunk_size)?;
-        emit(ProgressEvent::BlobFinished(d.digest.to_string()));
-        report.uploaded += 1;
-        report.bytes_sent += d.size;
     }
-
     // Children before parents; the top last, by digest, then by tag.
     for m in &plan.manifests {
         reg.put_manifest(&repo, &m.digest.to_string(), m)?;

@@ -45,6 +45,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     retry_times: u32,
 
+    /// Blobs downloaded (pull) or uploaded (push) at once.
+    #[arg(long, global = true, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+
     /// Largest memory the component may use, in MiB.
     #[arg(long, global = true, value_name = "MIB", default_value_t = 512)]
     max_memory: usize,
@@ -252,6 +256,7 @@ impl ImageArgs {
         grants: &mut Grants,
         auth_files: &[std::path::PathBuf],
         retry_times: u32,
+        jobs: u32,
     ) -> Result<(String, String, runtime::PullOptions, Credentials)> {
         let creds = Credentials::load(
             [
@@ -273,6 +278,7 @@ impl ImageArgs {
             host_platform: platform::host(),
             tls_verify: self.src_tls_verify,
             retry_times,
+            jobs,
         };
         Ok((base, final_, options, creds))
     }
@@ -312,6 +318,7 @@ impl Common<'_> {
 
 fn run(cli: Cli) -> Result<()> {
     let mut grants = Grants::default();
+    let started = std::time::Instant::now();
     let auth_files = credentials::default_auth_files(cli.authfile.as_deref());
     let common = Common {
         progress: Progress::new(cli.quiet),
@@ -324,7 +331,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Pull { images, output } => {
             let (base, final_, options, creds) =
-                images.prepare(&mut grants, &auth_files, cli.retry_times)?;
+                images.prepare(&mut grants, &auth_files, cli.retry_times, cli.jobs)?;
             let output = grants.output(&output)?;
             let caps = common.caps(
                 grants,
@@ -334,9 +341,10 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             let report = runtime::pull(caps, &base, &final_, output.guest_path(), &options)?;
             eprintln!(
-                "wrote {} ({} bytes): {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
+                "wrote {} ({} bytes) in {}: {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
                 output.shown(),
                 report.archive_size,
+                progress::seconds(started.elapsed()),
                 report.manifests,
                 report.blobs_written,
                 progress::bytes(report.bytes_written),
@@ -349,7 +357,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan { images, json } => {
             let (base, final_, options, creds) =
-                images.prepare(&mut grants, &auth_files, cli.retry_times)?;
+                images.prepare(&mut grants, &auth_files, cli.retry_times, cli.jobs)?;
             let caps = common.caps(
                 grants,
                 creds,
@@ -377,6 +385,7 @@ fn run(cli: Cli) -> Result<()> {
                 chunk_size: 0,
                 verify,
                 retry_times: cli.retry_times,
+                jobs: cli.jobs,
             };
             let creds = dest.credentials(&auth_files)?;
             let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
@@ -421,14 +430,16 @@ fn run(cli: Cli) -> Result<()> {
                 chunk_size,
                 verify: false,
                 retry_times: cli.retry_times,
+                jobs: cli.jobs,
             };
             let creds = dest.credentials(&auth_files)?;
             let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
             let report = runtime::push(caps, &guest_archive, &destination, &options)?;
             eprintln!(
-                "pushed {} ({}): uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
+                "pushed {} ({}) in {}: uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
                 report.destination,
                 report.digest,
+                progress::seconds(started.elapsed()),
                 report.uploaded,
                 progress::bytes(report.bytes_sent),
                 report.skipped,

@@ -55,6 +55,18 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A duration for a summary line: `0.42 s`, `12.3 s`, `4 min 05 s`.
+pub fn seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{} min {:02} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
 fn short(digest: &str) -> &str {
     let end = digest.find(':').map_or(0, |i| i + 1) + 12;
     digest.get(..end).unwrap_or(digest)
@@ -160,6 +172,10 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        let secs = |ms| seconds(std::time::Duration::from_millis(ms));
+        assert_eq!(secs(420), "0.42 s");
+        assert_eq!(secs(12_345), "12.3 s");
+        assert_eq!(secs(245_000), "4 min 05 s");
         assert_eq!(short("sha256:0123456789abcdef"), "sha256:0123456789ab");
         assert_eq!(short("x"), "x");
     }

@@ -3,6 +3,7 @@
 //! when a rule matches: an error status, a 429 with Retry-After, a dropped or
 //! truncated body, a slow trickle, a wrong body.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ pub enum Fault {
     Grow(usize),
     /// Answer 307 with this Location; the registry never sees it.
     Redirect(String),
+    /// Forward, then hold the answer back this many ms.
+    Delay(u64),
 }
 
 /// Damage the next `times` requests whose method is `method` and whose path
@@ -67,6 +70,34 @@ pub struct FaultProxy {
     pub port: u16,
     pub rules: Arc<Mutex<Vec<Rule>>>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    busy: Arc<Mutex<Busy>>,
+}
+
+/// Requests being answered now, and the most ever at once, per method.
+#[derive(Default)]
+struct Busy(HashMap<String, (usize, usize)>);
+
+/// Counts one request as busy until dropped.
+struct InFlight<'a>(&'a Mutex<Busy>, String);
+
+impl<'a> InFlight<'a> {
+    fn start(busy: &'a Mutex<Busy>, method: &str) -> Self {
+        let mut b = busy.lock().expect("busy");
+        let (now, peak) = b.0.entry(method.to_string()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        InFlight(busy, method.to_string())
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            if let Some((now, _)) = b.0.get_mut(&self.1) {
+                *now -= 1;
+            }
+        }
+    }
 }
 
 fn read_head(reader: &mut impl BufRead) -> Option<Vec<String>> {
@@ -97,15 +128,31 @@ impl FaultProxy {
         let port = listener.local_addr().expect("addr").port();
         let rules = Arc::new(Mutex::new(rules));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (r, s) = (rules.clone(), seen.clone());
+        let busy = Arc::new(Mutex::new(Busy::default()));
+        let (r, s, b) = (rules.clone(), seen.clone(), busy.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
-                let (r, s) = (r.clone(), s.clone());
-                std::thread::spawn(move || handle(client, upstream, &r, &s));
+                let (r, s, b) = (r.clone(), s.clone(), b.clone());
+                std::thread::spawn(move || handle(client, upstream, &r, &s, &b));
             }
         });
-        FaultProxy { port, rules, seen }
+        FaultProxy {
+            port,
+            rules,
+            seen,
+            busy,
+        }
+    }
+
+    /// The most `method` requests that were being answered at once.
+    pub fn peak(&self, method: &str) -> usize {
+        self.busy
+            .lock()
+            .expect("busy")
+            .0
+            .get(method)
+            .map_or(0, |(_, peak)| *peak)
     }
 
     pub fn host(&self) -> String {
@@ -124,7 +171,13 @@ impl FaultProxy {
     }
 }
 
-fn handle(client: TcpStream, upstream: u16, rules: &Mutex<Vec<Rule>>, seen: &Mutex<Vec<Seen>>) {
+fn handle(
+    client: TcpStream,
+    upstream: u16,
+    rules: &Mutex<Vec<Rule>>,
+    seen: &Mutex<Vec<Seen>>,
+    busy: &Mutex<Busy>,
+) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(client.try_clone().expect("clone"));
     let mut client = client;
@@ -145,6 +198,7 @@ fn handle(client: TcpStream, upstream: u16, rules: &Mutex<Vec<Rule>>, seen: &Mut
         words.next().unwrap_or("").to_string(),
         words.next().unwrap_or("").to_string(),
     );
+    let _busy = InFlight::start(busy, &method);
     let length: usize = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -251,6 +305,10 @@ fn handle(client: TcpStream, upstream: u16, rules: &Mutex<Vec<Rule>>, seen: &Mut
                 }
                 std::thread::sleep(Duration::from_millis(ms));
             }
+        }
+        Some(Fault::Delay(ms)) => {
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = client.write_all(&response);
         }
         Some(Fault::WrongBody) => {
             if let Some(b) = resp_body.last_mut() {

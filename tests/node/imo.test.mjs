@@ -109,9 +109,10 @@ const options = (extra = {}) => ({
   hostPlatform: { os: 'linux', architecture: 'amd64', variant: undefined },
   tlsVerify: true,
   retryTimes: 2,
+  jobs: 4,
   ...extra,
 });
-const pushOptions = { tlsVerify: true, mountFrom: [], chunkSize: 1n << 25n, verify: true, retryTimes: 2 };
+const pushOptions = { tlsVerify: true, mountFrom: [], chunkSize: 1n << 25n, verify: true, retryTimes: 2, jobs: 4 };
 
 before(async () => {
   // The exact component the imo binary embeds, transpiled for Node.

@@ -16,7 +16,6 @@ struct Entry {
 
 /// An indexed OCI archive file.
 pub struct ArchiveReader {
-    file: File,
     path: String,
     entries: HashMap<String, Entry>,
 }
@@ -86,7 +85,6 @@ impl ArchiveReader {
             )));
         }
         Ok(ArchiveReader {
-            file,
             path: path.to_string(),
             entries,
         })
@@ -121,13 +119,14 @@ impl ArchiveReader {
         self.entries.get(name).map(|e| e.size)
     }
 
-    /// A reader over entry `name`.
-    pub fn open_entry(&self, name: &str) -> Result<impl Read + '_> {
+    /// A reader over entry `name`, with a file handle of its own, so that
+    /// readers of several entries can take turns.
+    pub fn open_entry(&self, name: &str) -> Result<impl Read + 'static> {
         let e = self
             .entries
             .get(name)
             .ok_or_else(|| Error::NotFound(format!("{} has no entry {name}", self.path)))?;
-        let mut f = &self.file;
+        let mut f = File::open(&self.path).map_err(|err| Error::io(&self.path, "read", &err))?;
         f.seek(SeekFrom::Start(e.offset))
             .map_err(|err| Error::io(&self.path, "read", &err))?;
         Ok(f.take(e.size))
@@ -153,7 +152,7 @@ impl ArchiveReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::writer::ArchiveWriter;
+    use crate::archive::writer::in_memory;
 
     fn temp(name: &str, bytes: &[u8]) -> String {
         let p = std::env::temp_dir().join(format!("imo-reader-{name}-{}", std::process::id()));
@@ -165,9 +164,7 @@ mod tests {
     fn indexes_and_reads_entries() {
         let blob = b"some blob".to_vec();
         let d = Digest::sha256_of(&blob);
-        let mut w = ArchiveWriter::new(Vec::new()).unwrap();
-        w.put_bytes(&d, &blob).unwrap();
-        let tar = w.finish(b"{}").unwrap();
+        let tar = in_memory(&[&blob], b"{}");
         let path = temp("ok", &tar);
         let r = ArchiveReader::open(&path).unwrap();
         assert!(r.has_blob(&d));
@@ -184,10 +181,7 @@ mod tests {
         assert!(err.contains(&path) && err.contains("not"), "{err}");
         std::fs::remove_file(path).unwrap();
 
-        let mut w = ArchiveWriter::new(Vec::new()).unwrap();
-        w.put_bytes(&Digest::sha256_of(&[7; 3000]), &[7; 3000])
-            .unwrap();
-        let tar = w.finish(b"{}").unwrap();
+        let tar = in_memory(&[&[7; 3000]], b"{}");
         let path = temp("trunc", &tar[..1800]);
         let err = ArchiveReader::open(&path).err().unwrap().to_string();
         assert!(err.contains(&path), "{err}");
@@ -208,16 +202,13 @@ mod tests {
 
     mod properties {
         use super::super::*;
-        use crate::archive::writer::ArchiveWriter;
+        use crate::archive::writer::in_memory;
         use proptest::prelude::*;
 
         fn valid_archive() -> Vec<u8> {
-            let mut w = ArchiveWriter::new(Vec::new()).unwrap();
-            for i in 0..3u8 {
-                let blob = vec![i; 700 * i as usize];
-                w.put_bytes(&Digest::sha256_of(&blob), &blob).unwrap();
-            }
-            w.finish(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap()
+            let blobs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 700 * i as usize]).collect();
+            let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+            in_memory(&refs, br#"{"schemaVersion":2,"manifests":[]}"#)
         }
 
         fn open_bytes(bytes: &[u8], n: u64) -> Result<ArchiveReader> {

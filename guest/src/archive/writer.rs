@@ -1,223 +1,478 @@
-//! Streams an OCI layout into a tar as blobs arrive: each entry's size comes
-//! from its descriptor, so nothing is staged on disk or in memory.
+//! Writes an OCI layout as a tar. Every entry's place is computed up front
+//! from the sizes descriptors give ([`Layout`]), so blobs can arrive in any
+//! order and still land where a sequential writer would have put them: a
+//! file is written at those offsets by several transfers at once, a stream
+//! (stdout) in order through [`Ordered`]. Nothing is staged on disk.
 
-use std::collections::HashSet;
-use std::io::{self, Read, Write};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::poll_fn;
+use std::io::{self, Write};
+use std::task::Poll;
 
+use crate::concurrent::{self, PollRead, Ready};
 use crate::digest::Digest;
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 const BLOCK: u64 = 512;
+/// Bytes moved per read and write while streaming a blob.
+const CHUNK: usize = 256 * 1024;
+static ZEROS: [u8; 2 * BLOCK as usize] = [0; 2 * BLOCK as usize];
 
 fn padded(n: u64) -> u64 {
     n.div_ceil(BLOCK) * BLOCK
 }
 
-/// Whether `path` fits a ustar header (name, or prefix + name) as the tar
-/// crate splits it; otherwise it writes a GNU long-name entry first.
-fn fits_ustar(path: &str) -> bool {
-    if path.len() <= 100 {
-        return true;
+/// One file of the archive and where it goes.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Offset of the first byte written for it.
+    pub offset: u64,
+    /// Bytes before its content: directory entries it needs first, a GNU
+    /// long-name entry where the path does not fit ustar, its own header.
+    pub header: Vec<u8>,
+    /// Size of its content.
+    pub size: u64,
+}
+
+impl Entry {
+    /// Offset of its content.
+    pub fn data(&self) -> u64 {
+        self.offset + self.header.len() as u64
     }
-    // The longest parent that fits the 155-byte prefix field.
-    let cut = path.rmatch_indices('/').map(|(i, _)| i).find(|&i| i <= 155);
-    cut.is_some_and(|i| path.len() - i - 1 <= 100)
-}
 
-/// Bytes one entry of `size` bytes at `path` takes in the tar.
-pub fn entry_len(path: &str, size: u64) -> u64 {
-    let long_name = if fits_ustar(path) {
-        0
-    } else {
-        BLOCK + padded(path.len() as u64 + 1)
-    };
-    long_name + BLOCK + padded(size)
-}
-
-/// Exact size of the archive [`ArchiveWriter`] writes for these blobs
-/// (each once) and this `index.json`.
-pub fn archive_len<'a>(
-    blobs: impl IntoIterator<Item = (&'a Digest, u64)>,
-    index_json_len: u64,
-) -> u64 {
-    let mut seen = HashSet::new();
-    let mut dirs = HashSet::new();
-    let mut total = entry_len("oci-layout", OCI_LAYOUT.len() as u64);
-    for (digest, size) in blobs {
-        if !seen.insert(digest) {
-            continue;
-        }
-        if dirs.is_empty() {
-            total += BLOCK;
-        }
-        if dirs.insert(digest.algorithm()) {
-            total += BLOCK;
-        }
-        total += entry_len(&digest.blob_path(), size);
+    /// Offset just past its padding: where the next entry starts.
+    pub fn end(&self) -> u64 {
+        self.data() + padded(self.size)
     }
-    total + entry_len("index.json", index_json_len) + 2 * BLOCK
 }
 
-/// Writes an OCI archive entry by entry; blobs are written once each.
-pub struct ArchiveWriter<W: Write> {
-    tar: tar::Builder<W>,
-    written: HashSet<Digest>,
-    dirs: HashSet<&'static str>,
+/// Where every entry of an archive goes: `oci-layout`, the blobs in the
+/// order given (each once, `blobs/` and `blobs/ALG/` before the first one
+/// that needs them), `index.json`, then the end-of-archive blocks.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    oci_layout: Entry,
+    blobs: HashMap<Digest, Entry>,
+    index_json: Entry,
+    len: u64,
 }
 
-fn header(size: u64, kind: tar::EntryType, mode: u32) -> tar::Header {
+/// Header blocks for one entry, exactly as the `tar` crate writes them.
+fn header(path: &str, size: u64, directory: bool) -> Vec<u8> {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
-    h.set_entry_type(kind);
-    h.set_mode(mode);
+    h.set_entry_type(if directory {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    h.set_mode(if directory { 0o755 } else { 0o644 });
     h.set_mtime(0);
     h.set_uid(0);
     h.set_gid(0);
-    h
+    // With no content, the builder writes only the header blocks (and a
+    // long-name entry first when the path needs one).
+    let mut b = tar::Builder::new(Vec::new());
+    b.mode(tar::HeaderMode::Deterministic);
+    b.append_data(&mut h, path, io::empty())
+        .expect("writing a header to memory cannot fail");
+    std::mem::take(b.get_mut())
 }
 
-impl<W: Write> ArchiveWriter<W> {
-    /// Starts an archive on `out` with its `oci-layout` file.
-    pub fn new(out: W) -> io::Result<Self> {
-        let mut tar = tar::Builder::new(out);
-        tar.mode(tar::HeaderMode::Deterministic);
-        let mut w = ArchiveWriter {
-            tar,
-            written: HashSet::new(),
-            dirs: HashSet::new(),
+impl Layout {
+    /// The layout of an archive holding these blobs (duplicates once) and an
+    /// `index.json` of `index_json_len` bytes.
+    pub fn new<'a>(
+        blobs: impl IntoIterator<Item = (&'a Digest, u64)>,
+        index_json_len: u64,
+    ) -> Layout {
+        let place = |offset: u64, header: Vec<u8>, size: u64| Entry {
+            offset,
+            header,
+            size,
         };
-        w.file("oci-layout", OCI_LAYOUT)?;
-        Ok(w)
+        let oci_layout = place(
+            0,
+            header("oci-layout", OCI_LAYOUT.len() as u64, false),
+            OCI_LAYOUT.len() as u64,
+        );
+        let mut at = oci_layout.end();
+        let mut dirs = HashSet::new();
+        let mut placed = HashMap::new();
+        for (digest, size) in blobs {
+            if placed.contains_key(digest) {
+                continue;
+            }
+            let mut head = Vec::new();
+            if dirs.insert("blobs") {
+                head.extend(header("blobs/", 0, true));
+            }
+            if dirs.insert(digest.algorithm()) {
+                head.extend(header(&format!("blobs/{}/", digest.algorithm()), 0, true));
+            }
+            head.extend(header(&digest.blob_path(), size, false));
+            let e = place(at, head, size);
+            at = e.end();
+            placed.insert(digest.clone(), e);
+        }
+        let index_json = place(
+            at,
+            header("index.json", index_json_len, false),
+            index_json_len,
+        );
+        let len = index_json.end() + ZEROS.len() as u64;
+        Layout {
+            oci_layout,
+            blobs: placed,
+            index_json,
+            len,
+        }
     }
 
-    fn file(&mut self, path: &str, bytes: &[u8]) -> io::Result<()> {
-        let mut h = header(bytes.len() as u64, tar::EntryType::Regular, 0o644);
-        self.tar.append_data(&mut h, path, bytes)
+    /// The entry of blob `digest`.
+    pub fn blob(&self, digest: &Digest) -> Option<&Entry> {
+        self.blobs.get(digest)
     }
 
-    fn blob_dirs(&mut self, digest: &Digest) -> io::Result<()> {
-        let alg_dir: &'static str = match digest.algorithm() {
-            "sha512" => "blobs/sha512/",
-            _ => "blobs/sha256/",
+    /// Size of the whole archive.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
+    /// Writes `oci-layout`: first, so a stream can start at once.
+    pub async fn write_start(&self, sink: &RefCell<impl Sink + ?Sized>) -> io::Result<()> {
+        write_entry(sink, &self.oci_layout, &mut Ready(OCI_LAYOUT)).await
+    }
+
+    /// Writes `index.json` and the end-of-archive blocks, after every blob.
+    pub async fn write_end(
+        &self,
+        sink: &RefCell<impl Sink + ?Sized>,
+        index_json: &[u8],
+    ) -> io::Result<()> {
+        write_entry(sink, &self.index_json, &mut Ready(index_json)).await?;
+        write_at(sink, self.index_json.end(), &ZEROS).await
+    }
+}
+
+/// Where an archive's bytes go, each at the offset the [`Layout`] gives.
+pub trait Sink {
+    /// Writes all of `bytes` at `offset`, or returns `Pending` when it must
+    /// wait for earlier bytes first (an ordered sink whose read-ahead is full).
+    fn poll_write_at(&mut self, offset: u64, bytes: &[u8]) -> Poll<io::Result<()>>;
+}
+
+async fn write_at(sink: &RefCell<impl Sink + ?Sized>, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    poll_fn(|_| sink.borrow_mut().poll_write_at(offset, bytes)).await
+}
+
+/// Writes entry `e`: header, content from `content` (which must yield
+/// exactly `e.size` bytes: a verifying reader fails otherwise), padding.
+pub async fn write_entry(
+    sink: &RefCell<impl Sink + ?Sized>,
+    e: &Entry,
+    content: &mut (impl PollRead + ?Sized),
+) -> io::Result<()> {
+    write_at(sink, e.offset, &e.header).await?;
+    let mut at = e.data();
+    let mut buf = vec![0u8; e.size.saturating_add(1).min(CHUNK as u64) as usize];
+    loop {
+        let n = concurrent::read(content, &mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        if at + n as u64 > e.data() + e.size {
+            return Err(io::Error::other(format!(
+                "content longer than its {} bytes",
+                e.size
+            )));
+        }
+        write_at(sink, at, &buf[..n]).await?;
+        at += n as u64;
+    }
+    if at != e.data() + e.size {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    match (e.end() - at) as usize {
+        0 => Ok(()),
+        pad => write_at(sink, at, &ZEROS[..pad]).await,
+    }
+}
+
+/// A stream written in order: bytes that arrive ahead of their turn wait in
+/// memory, up to `budget` bytes, then their writer waits.
+pub struct Ordered<W> {
+    out: W,
+    at: u64,
+    ahead: BTreeMap<u64, Vec<u8>>,
+    buffered: usize,
+    budget: usize,
+}
+
+impl<W: Write> Ordered<W> {
+    /// Writes to `out`, holding at most `budget` bytes that are ahead.
+    pub fn new(out: W, budget: usize) -> Self {
+        Ordered {
+            out,
+            at: 0,
+            ahead: BTreeMap::new(),
+            buffered: 0,
+            budget,
+        }
+    }
+
+    /// The stream, once everything is written.
+    pub fn into_inner(self) -> io::Result<W> {
+        if !self.ahead.is_empty() {
+            return Err(io::Error::other("the archive has a gap"));
+        }
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Sink for Ordered<W> {
+    fn poll_write_at(&mut self, offset: u64, bytes: &[u8]) -> Poll<io::Result<()>> {
+        if bytes.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        if offset < self.at {
+            return Poll::Ready(Err(io::Error::other(format!(
+                "offset {offset} was already written"
+            ))));
+        }
+        if offset > self.at {
+            if self.buffered + bytes.len() > self.budget && self.buffered > 0 {
+                return Poll::Pending;
+            }
+            self.buffered += bytes.len();
+            self.ahead.insert(offset, bytes.to_vec());
+            return Poll::Ready(Ok(()));
+        }
+        let write = |out: &mut W, at: &mut u64, b: &[u8]| {
+            out.write_all(b)?;
+            *at += b.len() as u64;
+            io::Result::Ok(())
         };
-        for dir in ["blobs/", alg_dir] {
-            if self.dirs.insert(dir) {
-                let mut h = header(0, tar::EntryType::Directory, 0o755);
-                self.tar.append_data(&mut h, dir, io::empty())?;
+        if let Err(e) = write(&mut self.out, &mut self.at, bytes) {
+            return Poll::Ready(Err(e));
+        }
+        while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() != self.at {
+                break;
+            }
+            let b = entry.remove();
+            self.buffered -= b.len();
+            if let Err(e) = write(&mut self.out, &mut self.at, &b) {
+                return Poll::Ready(Err(e));
             }
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
+}
 
-    /// Whether the blob is already in the archive.
-    pub fn contains(&self, digest: &Digest) -> bool {
-        self.written.contains(digest)
-    }
-
-    /// Writes a blob held in memory (a manifest or index, its exact bytes).
-    pub fn put_bytes(&mut self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
-        if self.written.contains(digest) {
-            return Ok(());
+/// An archive of in-memory blobs, written in order, for tests.
+#[cfg(test)]
+pub fn in_memory(blobs: &[&[u8]], index_json: &[u8]) -> Vec<u8> {
+    let digests: Vec<Digest> = blobs.iter().map(|b| Digest::sha256_of(b)).collect();
+    let layout = Layout::new(
+        digests.iter().zip(blobs).map(|(d, b)| (d, b.len() as u64)),
+        index_json.len() as u64,
+    );
+    let sink = RefCell::new(Ordered::new(Vec::new(), 0));
+    let mut seen = HashSet::new();
+    concurrent::block_on(async {
+        layout.write_start(&sink).await?;
+        for (d, b) in digests.iter().zip(blobs) {
+            if seen.insert(d) {
+                write_entry(&sink, layout.blob(d).expect("placed"), &mut Ready(*b)).await?;
+            }
         }
-        self.blob_dirs(digest)?;
-        self.file(&digest.blob_path(), bytes)?;
-        self.written.insert(digest.clone());
-        Ok(())
-    }
-
-    /// Streams a blob of `size` bytes from `content`, which must yield exactly
-    /// that many bytes (a verifying reader fails the copy otherwise).
-    pub fn put_stream(&mut self, digest: &Digest, size: u64, content: impl Read) -> io::Result<()> {
-        if self.written.contains(digest) {
-            return Ok(());
-        }
-        self.blob_dirs(digest)?;
-        let mut h = header(size, tar::EntryType::Regular, 0o644);
-        self.tar.append_data(&mut h, digest.blob_path(), content)?;
-        self.written.insert(digest.clone());
-        Ok(())
-    }
-
-    /// Writes `index.json` and the end-of-archive marker; returns the sink.
-    pub fn finish(mut self, index_json: &[u8]) -> io::Result<W> {
-        self.file("index.json", index_json)?;
-        self.tar.into_inner()
-    }
+        layout.write_end(&sink, index_json).await
+    })
+    .expect("writing to memory");
+    sink.into_inner().into_inner().expect("complete")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::concurrent::{block_on, run_all, Task};
     use crate::digest::VerifyingReader;
+    use std::io::Read;
 
-    #[test]
-    fn writes_a_readable_layout() {
-        let layer = b"layer bytes".to_vec();
-        let ld = Digest::sha256_of(&layer);
-        let manifest = b"{}".to_vec();
-        let md = Digest::sha256_of(&manifest);
-        let mut w = ArchiveWriter::new(Vec::new()).unwrap();
-        let r = VerifyingReader::new(&layer[..], ld.clone(), layer.len() as u64, "t".into());
-        w.put_stream(&ld, layer.len() as u64, r).unwrap();
-        w.put_stream(&ld, layer.len() as u64, &b"ignored"[..])
-            .unwrap();
-        w.put_bytes(&md, &manifest).unwrap();
-        let out = w.finish(b"{\"index\":1}").unwrap();
+    /// A file in memory, written at offsets.
+    struct Positioned(Vec<u8>);
 
-        let mut names = Vec::new();
-        let mut ar = tar::Archive::new(&out[..]);
+    impl Sink for Positioned {
+        fn poll_write_at(&mut self, offset: u64, bytes: &[u8]) -> Poll<io::Result<()>> {
+            let end = offset as usize + bytes.len();
+            if self.0.len() < end {
+                self.0.resize(end, 0xee);
+            }
+            self.0[offset as usize..end].copy_from_slice(bytes);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn entries(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut ar = tar::Archive::new(tar);
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();
             let name = e.path().unwrap().to_string_lossy().into_owned();
             let mut body = Vec::new();
             e.read_to_end(&mut body).unwrap();
-            if let Some(hex) = name.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
-                assert_eq!(Digest::sha256_of(&body).hex(), hex);
-            }
-            names.push(name);
+            out.push((name, body));
         }
+        out
+    }
+
+    #[test]
+    fn writes_a_readable_layout() {
+        let layer = b"layer bytes".to_vec();
+        let manifest = b"{}".to_vec();
+        let (ld, md) = (Digest::sha256_of(&layer), Digest::sha256_of(&manifest));
+        let out = in_memory(&[&layer, &layer, &manifest], b"{\"index\":1}");
+        let got = entries(&out);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
             [
-                "oci-layout".to_string(),
-                "blobs/".into(),
-                "blobs/sha256/".into(),
-                ld.blob_path(),
-                md.blob_path(),
-                "index.json".into()
+                "oci-layout",
+                "blobs/",
+                "blobs/sha256/",
+                &ld.blob_path(),
+                &md.blob_path(),
+                "index.json"
             ]
         );
+        assert_eq!(got[3].1, layer);
+        assert_eq!(got[5].1, b"{\"index\":1}");
     }
 
     #[test]
     fn predicts_its_own_size() {
-        let small = Digest::sha256_of(b"x");
         let big = vec![3u8; 1500];
-        let big_d = Digest::sha256_of(&big);
         let long = Digest::parse(&format!("sha512:{}", "ab".repeat(64))).unwrap();
-        let mut w = ArchiveWriter::new(Vec::new()).unwrap();
-        w.put_bytes(&small, b"x").unwrap();
-        w.put_bytes(&big_d, &big).unwrap();
-        w.put_bytes(&long, &[1; 700]).unwrap();
-        w.put_bytes(&small, b"x").unwrap();
-        let out = w.finish(&[b'{'; 513]).unwrap();
-        let predicted = archive_len(
-            [(&small, 1), (&big_d, 1500), (&long, 700), (&small, 1)],
+        let small = Digest::sha256_of(b"x");
+        let layout = Layout::new(
+            [
+                (&small, 1),
+                (&Digest::sha256_of(&big), 1500),
+                (&long, 700),
+                (&small, 1),
+            ],
             513,
         );
-        assert_eq!(predicted, out.len() as u64);
-        assert!(fits_ustar(&small.blob_path()));
-        assert!(!fits_ustar(&long.blob_path()));
+        let sink = RefCell::new(Positioned(Vec::new()));
+        block_on(async {
+            layout.write_start(&sink).await?;
+            write_entry(&sink, layout.blob(&small).unwrap(), &mut Ready(&b"x"[..])).await?;
+            write_entry(
+                &sink,
+                layout.blob(&Digest::sha256_of(&big)).unwrap(),
+                &mut Ready(&big[..]),
+            )
+            .await?;
+            write_entry(
+                &sink,
+                layout.blob(&long).unwrap(),
+                &mut Ready(&[1u8; 700][..]),
+            )
+            .await?;
+            layout.write_end(&sink, &[b'{'; 513]).await
+        })
+        .unwrap();
+        let out = sink.into_inner().0;
+        assert_eq!(layout.size(), out.len() as u64);
+        let got = entries(&out);
+        // The sha512 path does not fit ustar: a long-name entry carries it.
+        assert!(got.iter().any(|(n, _)| *n == long.blob_path()));
+        assert!(got.iter().any(|(n, _)| n == "blobs/sha512/"));
+    }
+
+    #[test]
+    fn any_write_order_gives_the_same_archive() {
+        let blobs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 300 + 997 * i as usize]).collect();
+        let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+        let expected = in_memory(&refs, b"{}");
+        let digests: Vec<Digest> = blobs.iter().map(|b| Digest::sha256_of(b)).collect();
+        let layout = Layout::new(
+            digests.iter().zip(&blobs).map(|(d, b)| (d, b.len() as u64)),
+            2,
+        );
+        for jobs in [1, 3, 6] {
+            let sink = RefCell::new(Positioned(Vec::new()));
+            // Writers that each deliver 100 bytes a turn, interleaved.
+            let tasks = digests
+                .iter()
+                .zip(&blobs)
+                .rev()
+                .map(|(d, b)| -> Task<'_, (), io::Error> {
+                    let (sink, layout) = (&sink, &layout);
+                    Box::pin(async move {
+                        let mut r = Trickle(b, 0);
+                        write_entry(sink, layout.blob(d).unwrap(), &mut r).await
+                    })
+                });
+            run_all(jobs, tasks).unwrap();
+            block_on(async {
+                layout.write_start(&sink).await?;
+                layout.write_end(&sink, b"{}").await
+            })
+            .unwrap();
+            assert_eq!(sink.into_inner().0, expected, "jobs {jobs}");
+        }
+    }
+
+    /// 100 bytes per read, `Pending` in between.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl PollRead for Trickle<'_> {
+        fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            self.1 += 1;
+            if self.1.is_multiple_of(2) {
+                return Poll::Pending;
+            }
+            let n = buf.len().min(self.0.len()).min(100);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn ordered_streams_hold_what_is_ahead_within_a_budget() {
+        let mut o = Ordered::new(Vec::new(), 10);
+        assert!(matches!(o.poll_write_at(4, b"efgh"), Poll::Ready(Ok(()))));
+        assert!(matches!(o.poll_write_at(8, b"ijklmnop"), Poll::Pending));
+        assert!(matches!(o.poll_write_at(0, b"abcd"), Poll::Ready(Ok(()))));
+        assert!(matches!(
+            o.poll_write_at(8, b"ijklmnop"),
+            Poll::Ready(Ok(()))
+        ));
+        assert!(matches!(o.poll_write_at(2, b"x"), Poll::Ready(Err(_))));
+        // Nothing to write is never out of turn.
+        assert!(matches!(o.poll_write_at(4, b""), Poll::Ready(Ok(()))));
+        assert_eq!(o.into_inner().unwrap(), b"abcdefghijklmnop");
+        let mut gap = Ordered::new(Vec::new(), 10);
+        assert!(matches!(gap.poll_write_at(3, b"x"), Poll::Ready(Ok(()))));
+        assert!(gap.into_inner().is_err());
     }
 
     #[test]
     fn a_bad_blob_fails_the_write() {
         let good = Digest::sha256_of(b"good");
-        let mut w = ArchiveWriter::new(Vec::new()).unwrap();
-        let r = VerifyingReader::new(&b"evil"[..], good.clone(), 4, "t".into());
-        assert!(w.put_stream(&good, 4, r).is_err());
-        assert!(!w.contains(&good));
+        let layout = Layout::new([(&good, 4)], 2);
+        let sink = RefCell::new(Positioned(Vec::new()));
+        let mut r = VerifyingReader::new(Ready(&b"evil"[..]), good.clone(), 4, "t".into());
+        let e = block_on(write_entry(&sink, layout.blob(&good).unwrap(), &mut r));
+        assert!(e.unwrap_err().to_string().contains("has digest"));
+        let mut short = Ready(&b"goo"[..]);
+        let e = block_on(write_entry(&sink, layout.blob(&good).unwrap(), &mut short));
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }

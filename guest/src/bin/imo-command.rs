@@ -10,6 +10,9 @@ use imo_guest::error::Result;
 use imo_guest::platform::Platform;
 use imo_guest::{inspect, pull, push};
 
+/// Blobs transferred at once, as the imo binary's default `--jobs`.
+const JOBS: u32 = 4;
+
 const USAGE: &str = "usage: imo-command pull BASE FINAL OUTPUT [--all-platforms] | vet ARCHIVE DEST | push ARCHIVE DEST | inspect ARCHIVE";
 
 fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
@@ -20,6 +23,7 @@ fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
         host_platform: Platform::parse(&platform)?,
         tls_verify: std::env::var("IMO_TLS_VERIFY").map_or(true, |v| v != "false"),
         retry_times: 3,
+        jobs: JOBS,
     })
 }
 
@@ -30,6 +34,7 @@ fn push_options() -> push::PushOptions {
         chunk_size: 32 * 1024 * 1024,
         verify: false,
         retry_times: 3,
+        jobs: JOBS,
     }
 }
 

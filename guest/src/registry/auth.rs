@@ -8,6 +8,7 @@ use url::Url;
 
 use super::{challenge, ua, Registry, MAX_TOKEN_BYTES};
 use crate::bindings::imo::incremental::types::{BasicCredential, Credential};
+use crate::concurrent::Ready;
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
 
@@ -42,8 +43,9 @@ impl Registry {
         Auth::None
     }
 
-    pub(super) fn authorization(&mut self, scope: &str) -> Result<Option<String>> {
-        match self.auth.clone() {
+    pub(super) fn authorization(&self, scope: &str) -> Result<Option<String>> {
+        let auth = self.auth.borrow().clone();
+        match auth {
             Auth::None => Ok(None),
             Auth::Basic => match self.credential() {
                 Some(Credential::Basic(b)) => Ok(Some(basic(&b))),
@@ -51,7 +53,8 @@ impl Registry {
                 _ => Err(self.unauthorized(" (Basic auth needs a username and password)")),
             },
             Auth::Bearer { realm, service } => {
-                if let Some((token, expiry)) = self.tokens.get(scope) {
+                let cached = self.tokens.borrow().get(scope).cloned();
+                if let Some((token, expiry)) = cached {
                     if expiry.is_none_or(|e| Instant::now() < e) {
                         return Ok(Some(format!("Bearer {token}")));
                     }
@@ -62,7 +65,7 @@ impl Registry {
         }
     }
 
-    fn fetch_token(&mut self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
+    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
         let mut url = Url::parse(realm).map_err(|e| {
             Error::Registry(format!(
                 "registry {} named an invalid token realm {realm:?}: {e}",
@@ -90,7 +93,7 @@ impl Registry {
                     ),
                     ("content-length".into(), body.len().to_string()),
                 ];
-                http::send("POST", &url, &headers, Some(&mut body.as_bytes()))
+                http::send("POST", &url, &headers, Some(&mut Ready(body.as_bytes())))
             }
             other => {
                 {
@@ -156,6 +159,7 @@ impl Registry {
         let lifetime = parsed.expires_in.unwrap_or(60).saturating_sub(10).max(1);
         let expiry = Instant::now().checked_add(Duration::from_secs(lifetime));
         self.tokens
+            .borrow_mut()
             .insert(scope.to_string(), (token.clone(), expiry));
         Ok(token)
     }

@@ -2,30 +2,46 @@
 //! `Range` (checking `206` and `Content-Range`), and the caller's digest check
 //! still covers the whole blob.
 
+use std::future::Future;
 use std::io::{self, Read};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
-use super::{backoff, Payload, Registry};
+use super::{backoff_async, Payload, Registry};
+use crate::concurrent::PollRead;
 use crate::error::{Error, Result};
 use crate::http::Body;
 use crate::manifest::Descriptor;
 
-/// A blob being read, resumed where it broke off.
+/// A request for a blob's body, under way.
+type Opening<'a> = Pin<Box<dyn Future<Output = io::Result<Body>> + 'a>>;
+
+enum State<'a> {
+    Opening(Opening<'a>),
+    Open(Body),
+}
+
+/// A blob being read, resumed where it broke off. Its request is sent when
+/// it is first read, and waits like its body, so several blobs can be
+/// requested and read at once.
 pub struct BlobReader<'a> {
-    registry: &'a mut Registry,
+    registry: &'a Registry,
     repository: String,
     desc: Descriptor,
-    body: Body,
+    state: State<'a>,
     offset: u64,
     resumes: u32,
 }
 
 impl Registry {
-    fn blob_from(&mut self, repository: &str, desc: &Descriptor, offset: u64) -> Result<Body> {
+    async fn blob_from(&self, repository: &str, desc: &Descriptor, offset: u64) -> Result<Body> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/blobs/{}", desc.digest);
         let range = [("range".to_string(), format!("bytes={offset}-"))];
         let extra: &[(String, String)] = if offset > 0 { &range } else { &[] };
-        let resp = self.request("GET", &path, &scope, extra, Payload::Empty)?;
+        let resp = self
+            .request_async("GET", &path, &scope, extra, Payload::Empty)
+            .await?;
         match resp.status {
             200 if offset == 0 => Ok(resp.body),
             206 if offset > 0 => {
@@ -64,48 +80,82 @@ impl Registry {
             _ => Err(self.status_error(&format!("blob {}", desc.digest), resp)),
         }
     }
+}
 
-    /// Opens blob `desc` of `repository` for streaming; the caller verifies it.
-    pub fn blob(&mut self, repository: &str, desc: &Descriptor) -> Result<BlobReader<'_>> {
-        let body = self.blob_from(repository, desc, 0)?;
-        Ok(BlobReader {
-            registry: self,
-            repository: repository.to_string(),
-            desc: desc.clone(),
-            body,
-            offset: 0,
-            resumes: 0,
+/// The blob `desc` of `repository`, for streaming; the caller verifies it.
+/// Nothing is sent until it is first read.
+pub fn open<'a>(registry: &'a Registry, repository: &str, desc: &Descriptor) -> BlobReader<'a> {
+    let (repo, d) = (repository.to_string(), desc.clone());
+    BlobReader {
+        registry,
+        repository: repository.to_string(),
+        desc: desc.clone(),
+        // Errors keep their kind (e.g. not found) inside the io::Error.
+        state: State::Opening(Box::pin(async move {
+            registry
+                .blob_from(&repo, &d, 0)
+                .await
+                .map_err(io::Error::other)
+        })),
+        offset: 0,
+        resumes: 0,
+    }
+}
+
+impl<'a> BlobReader<'a> {
+    /// Asks for the rest of the blob after `failure`, after a backoff.
+    fn resume(&mut self, failure: io::Error) -> Opening<'a> {
+        let (registry, tries, offset) = (self.registry, self.resumes, self.offset);
+        let (repo, d) = (self.repository.clone(), self.desc.clone());
+        Box::pin(async move {
+            backoff_async(tries, None).await;
+            registry
+                .blob_from(&repo, &d, offset)
+                .await
+                .map_err(|e| io::Error::other(format!("{failure}; resuming failed: {e}")))
         })
     }
 }
 
-impl Read for BlobReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl PollRead for BlobReader<'_> {
+    fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
-            let failure = match self.body.read(buf) {
-                Ok(0) if self.offset < self.desc.size && !buf.is_empty() => io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the body ended after {} of {} bytes",
-                        self.offset, self.desc.size
-                    ),
-                ),
-                Ok(n) => {
-                    self.offset += n as u64;
-                    return Ok(n);
+            let body = match &mut self.state {
+                State::Open(body) => body,
+                State::Opening(request) => {
+                    let mut cx = Context::from_waker(Waker::noop());
+                    match request.as_mut().poll(&mut cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(body)) => {
+                            self.state = State::Open(body);
+                            continue;
+                        }
+                    }
                 }
-                Err(e) => e,
+            };
+            let failure = match body.poll_read(buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) if self.offset < self.desc.size && !buf.is_empty() => {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the body ended after {} of {} bytes",
+                            self.offset, self.desc.size
+                        ),
+                    )
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.offset += n as u64;
+                    return Poll::Ready(Ok(n));
+                }
+                Poll::Ready(Err(e)) => e,
             };
             if self.resumes >= self.registry.retries {
-                return Err(failure);
+                return Poll::Ready(Err(failure));
             }
             self.resumes += 1;
-            backoff(self.resumes, None);
-            let (repository, desc) = (self.repository.clone(), self.desc.clone());
-            self.body = self
-                .registry
-                .blob_from(&repository, &desc, self.offset)
-                .map_err(|e| io::Error::other(format!("{failure}; resuming failed: {e}")))?;
+            self.state = State::Opening(self.resume(failure));
         }
     }
 }

@@ -3,18 +3,19 @@
 
 mod auth;
 pub mod challenge;
-mod download;
+pub mod download;
 pub mod upload;
 
 use auth::Auth;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
 use crate::bindings::imo::incremental::types::{Credential, Role};
+use crate::concurrent::{self, block_on, PollRead, Ready};
 use crate::digest::{classify_io, Digest};
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
@@ -27,26 +28,27 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const MAX_RETRY_AFTER_SECS: u64 = 60;
 const USER_AGENT: &str = concat!("imo/", env!("CARGO_PKG_VERSION"));
 
-/// A request body.
+/// A request body that can be sent again: streamed bodies go through
+/// [`Registry::send_stream`] instead.
 enum Payload<'a> {
     /// None.
     Empty,
-    /// Bytes in memory: the request can be retried.
+    /// Bytes in memory.
     Bytes(&'a [u8]),
-    /// A stream of this many bytes: sent once.
-    Stream(&'a mut dyn Read, u64),
 }
 
-/// A client for one registry, acting in one role.
+/// A client for one registry, acting in one role. Its methods take `&self`
+/// (what it learns is kept in cells, borrowed only between waits), so
+/// transfers running at once share one client, its scheme and its tokens.
 pub struct Registry {
     name: String,
     authority: String,
     role: Role,
     allow_plain: bool,
-    base: Option<Url>,
-    auth: Auth,
-    credential: Option<Option<Credential>>,
-    tokens: HashMap<String, (String, Option<Instant>)>,
+    base: RefCell<Option<Url>>,
+    auth: RefCell<Auth>,
+    credential: RefCell<Option<Option<Credential>>>,
+    tokens: RefCell<HashMap<String, (String, Option<Instant>)>>,
     retries: u32,
 }
 
@@ -103,10 +105,10 @@ impl Registry {
             authority,
             role,
             allow_plain: insecure || is_loopback(registry),
-            base: None,
-            auth: Auth::None,
-            credential: None,
-            tokens: HashMap::new(),
+            base: RefCell::new(None),
+            auth: RefCell::new(Auth::None),
+            credential: RefCell::new(None),
+            tokens: RefCell::new(HashMap::new()),
             retries,
         }
     }
@@ -125,17 +127,17 @@ impl Registry {
         ))
     }
 
-    fn credential(&mut self) -> Option<Credential> {
-        if self.credential.is_none() {
-            self.credential = Some(crate::host::lookup(&self.name, self.role));
-        }
-        self.credential.clone().flatten()
+    fn credential(&self) -> Option<Credential> {
+        self.credential
+            .borrow_mut()
+            .get_or_insert_with(|| crate::host::lookup(&self.name, self.role))
+            .clone()
     }
 
     /// Finds the scheme that works and what auth `/v2/` asks for.
-    fn connect(&mut self) -> Result<Url> {
-        if let Some(base) = &self.base {
-            return Ok(base.clone());
+    fn connect(&self) -> Result<Url> {
+        if let Some(base) = self.base.borrow().clone() {
+            return Ok(base);
         }
         let try_scheme =
             |scheme: &str| -> Result<(Url, std::result::Result<Response, http::SendError>)> {
@@ -189,29 +191,46 @@ impl Registry {
             return Err(self.status_error("GET /v2/", resp));
         }
         if resp.status == 401 {
-            self.auth = self.auth_from(&resp);
+            *self.auth.borrow_mut() = self.auth_from(&resp);
         }
-        self.base = Some(base.clone());
+        *self.base.borrow_mut() = Some(base.clone());
         Ok(base)
     }
 
-    /// Sends a request for `target` (a path below the registry root, or an
-    /// absolute URL from a `Location`) with auth for `scope`. Bodiless
-    /// requests follow redirects; all but streamed ones retry once after a
-    /// 401 with a fresh token.
-    fn request(
-        &mut self,
-        method: &str,
-        target: &str,
-        scope: &str,
-        extra: &[(String, String)],
-        mut payload: Payload<'_>,
-    ) -> Result<Response> {
+    /// The URL of `target` (a path below the registry root, or an absolute
+    /// URL from a `Location`), and the registry's base URL.
+    fn resolve(&self, target: &str) -> Result<(Url, Url)> {
         let base = self.connect()?;
         let url = base
             .join(target)
             .map_err(|e| Error::Registry(format!("invalid URL {target}: {e}")))?;
-        let replayable = !matches!(payload, Payload::Stream(..));
+        Ok((url, base))
+    }
+
+    /// [`Registry::request_async`], blocking.
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        scope: &str,
+        extra: &[(String, String)],
+        payload: Payload<'_>,
+    ) -> Result<Response> {
+        block_on(self.request_async(method, target, scope, extra, payload))
+    }
+
+    /// Sends a request for `target` with auth for `scope`. Bodiless
+    /// requests follow redirects; every request is retried after a network
+    /// failure or a transient status, and once after a 401 with a fresh token.
+    async fn request_async(
+        &self,
+        method: &str,
+        target: &str,
+        scope: &str,
+        extra: &[(String, String)],
+        payload: Payload<'_>,
+    ) -> Result<Response> {
+        let (url, base) = self.resolve(target)?;
         let mut fresh_token_tried = false;
         let mut tries = 0;
         loop {
@@ -221,22 +240,23 @@ impl Registry {
                 Payload::Empty if matches!(method, "GET" | "HEAD" | "DELETE") => {}
                 Payload::Empty => headers.push(("content-length".into(), "0".into())),
                 Payload::Bytes(b) => headers.push(("content-length".into(), b.len().to_string())),
-                Payload::Stream(_, len) => headers.push(("content-length".into(), len.to_string())),
             }
             let auth = self.authorization(scope)?;
-            let sent = match &mut payload {
-                Payload::Empty => self.send_following(method, &url, &base, &headers, auth),
-                Payload::Bytes(b) => {
-                    self.send_once(method, &url, &base, headers, auth, &mut &b[..])
+            let sent = match &payload {
+                Payload::Empty => {
+                    self.send_following(method, &url, &base, &headers, auth)
+                        .await
                 }
-                Payload::Stream(r, _) => {
-                    self.send_once(method, &url, &base, headers, auth, &mut **r)
+                Payload::Bytes(b) => {
+                    let headers = with_auth(headers, auth, &url, &base);
+                    let sent = http::send_async(method, &url, &headers, Some(&mut Ready(*b))).await;
+                    self.sent(method, &url, sent)
                 }
             };
             let resp = match sent {
-                Err(Error::Network(_)) if replayable && tries < self.retries => {
+                Err(Error::Network(_)) if tries < self.retries => {
                     tries += 1;
-                    backoff(tries, None);
+                    backoff_async(tries, None).await;
                     continue;
                 }
                 Err(Error::Network(msg)) if tries > 0 => {
@@ -244,40 +264,41 @@ impl Registry {
                 }
                 other => other?,
             };
-            if resp.status == 401 && !fresh_token_tried && replayable {
+            if resp.status == 401 && !fresh_token_tried {
                 fresh_token_tried = true;
-                self.tokens.remove(scope);
+                self.tokens.borrow_mut().remove(scope);
                 let fresh = self.auth_from(&resp);
                 if !matches!(fresh, Auth::None) {
-                    self.auth = fresh;
+                    *self.auth.borrow_mut() = fresh;
                 }
                 continue;
             }
-            if transient(resp.status) && replayable && tries < self.retries {
+            if transient(resp.status) && tries < self.retries {
                 tries += 1;
-                backoff(tries, retry_after(&resp));
+                backoff_async(tries, retry_after(&resp)).await;
                 continue;
             }
-            if resp.status == 401 || (resp.status == 403 && !matches!(self.auth, Auth::None)) {
-                return Err(self.unauthorized(&format!(" ({method} {})", url.path())));
-            }
-            return Ok(resp);
+            return self.authorized(method, &url, resp);
         }
     }
 
-    fn send_once(
+    /// `resp`, unless it says the credentials were refused.
+    fn authorized(&self, method: &str, url: &Url, resp: Response) -> Result<Response> {
+        let has_auth = !matches!(*self.auth.borrow(), Auth::None);
+        if resp.status == 401 || (resp.status == 403 && has_auth) {
+            return Err(self.unauthorized(&format!(" ({method} {})", url.path())));
+        }
+        Ok(resp)
+    }
+
+    /// The outcome of sending a body, in the guest's error terms.
+    fn sent(
         &self,
         method: &str,
         url: &Url,
-        base: &Url,
-        mut headers: Vec<(String, String)>,
-        auth: Option<String>,
-        body: &mut dyn Read,
+        sent: std::result::Result<Response, http::SendError>,
     ) -> Result<Response> {
-        if let (Some(a), true) = (auth, url.origin() == base.origin()) {
-            headers.push(("authorization".into(), a));
-        }
-        http::send(method, url, &headers, Some(body)).map_err(|e| match e {
+        sent.map_err(|e| match e {
             http::SendError::Body(e) => classify_io(e, |e| {
                 Error::Io(format!("reading the data for {method} {}: {e}", url.path()))
             }),
@@ -289,7 +310,41 @@ impl Registry {
         })
     }
 
-    fn send_following(
+    /// Sends `method target` with a streamed body of `len` bytes, once.
+    async fn send_stream(
+        &self,
+        method: &str,
+        target: &str,
+        scope: &str,
+        extra: &[(String, String)],
+        body: &mut dyn PollRead,
+        len: u64,
+    ) -> Result<Response> {
+        let (url, headers) = self.prepare_stream(target, scope, extra, len)?;
+        let sent = http::send_async(method, &url, &headers, Some(body)).await;
+        let resp = self.sent(method, &url, sent)?;
+        self.authorized(method, &url, resp)
+    }
+
+    /// Everything a request with a streamed body of `len` bytes needs:
+    /// its URL and headers, auth included. Such a request is sent once
+    /// ([`Registry::send_stream`]): the stream cannot be replayed.
+    fn prepare_stream(
+        &self,
+        target: &str,
+        scope: &str,
+        extra: &[(String, String)],
+        len: u64,
+    ) -> Result<(Url, Vec<(String, String)>)> {
+        let (url, base) = self.resolve(target)?;
+        let mut headers = vec![ua()];
+        headers.extend_from_slice(extra);
+        headers.push(("content-length".into(), len.to_string()));
+        let auth = self.authorization(scope)?;
+        Ok((url.clone(), with_auth(headers, auth, &url, &base)))
+    }
+
+    async fn send_following(
         &self,
         method: &str,
         url: &Url,
@@ -306,13 +361,15 @@ impl Registry {
                     h.push(("authorization".into(), a.clone()));
                 }
             }
-            let resp = http::send(method, &url, &h, None).map_err(|e| {
-                Error::Network(format!(
-                    "{method} {} at {} failed: {e}",
-                    url.path(),
-                    self.name
-                ))
-            })?;
+            let resp = http::send_async(method, &url, &h, None)
+                .await
+                .map_err(|e| {
+                    Error::Network(format!(
+                        "{method} {} at {} failed: {e}",
+                        url.path(),
+                        self.name
+                    ))
+                })?;
             if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
             }
@@ -358,7 +415,7 @@ impl Registry {
     /// Fetches the manifest `reference` (tag or digest) of `repository`;
     /// `display` names it for messages.
     pub fn manifest(
-        &mut self,
+        &self,
         repository: &str,
         reference: &str,
         display: &str,
@@ -404,6 +461,19 @@ impl Registry {
     }
 }
 
+/// `headers` with `authorization`, which goes only to the registry itself.
+fn with_auth(
+    mut headers: Vec<(String, String)>,
+    auth: Option<String>,
+    url: &Url,
+    base: &Url,
+) -> Vec<(String, String)> {
+    if let (Some(a), true) = (auth, url.origin() == base.origin()) {
+        headers.push(("authorization".into(), a));
+    }
+    headers
+}
+
 /// Statuses worth another try: overload and server errors.
 fn transient(status: u16) -> bool {
     status == 429 || status == 408 || (500..600).contains(&status) && status != 501 && status != 505
@@ -420,6 +490,11 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 /// what the server asked for.
 pub(crate) fn backoff(tries: u32, asked: Option<Duration>) {
     std::thread::sleep(asked.unwrap_or_else(|| backoff_delay(tries, jitter())));
+}
+
+/// [`backoff`] without blocking other transfers.
+pub(crate) async fn backoff_async(tries: u32, asked: Option<Duration>) {
+    concurrent::sleep(asked.unwrap_or_else(|| backoff_delay(tries, jitter()))).await;
 }
 
 /// The exponential part: 250 ms doubling per try, capped at 8 s, plus up to

@@ -1,11 +1,13 @@
 //! The push side of the distribution API: blob existence, cross-repository
 //! mounts, monolithic and chunked uploads, manifests.
 
-use std::io::Read;
+use std::io::{self, Read};
+use std::task::Poll;
 
 use url::Url;
 
-use super::{backoff, Payload, Registry};
+use super::{backoff_async, Payload, Registry};
+use crate::concurrent::{Blocking, PollRead};
 use crate::digest::classify_io;
 use crate::error::{Error, Result};
 use crate::http::Response;
@@ -33,9 +35,11 @@ impl Registry {
     }
 
     /// Whether `repository` holds blob `digest` (the authoritative HEAD check).
-    pub fn blob_exists(&mut self, repository: &str, digest: &str, scope: &str) -> Result<bool> {
+    pub async fn blob_exists(&self, repository: &str, digest: &str, scope: &str) -> Result<bool> {
         let path = format!("v2/{repository}/blobs/{digest}");
-        let resp = self.request("HEAD", &path, scope, &[], Payload::Empty)?;
+        let resp = self
+            .request_async("HEAD", &path, scope, &[], Payload::Empty)
+            .await?;
         match resp.status {
             200 => Ok(true),
             404 => Ok(false),
@@ -45,7 +49,7 @@ impl Registry {
 
     /// Mounts `digest` from repository `from` into `repository`; false if the
     /// registry would not.
-    pub fn mount(&mut self, repository: &str, digest: &str, from: &str) -> Result<bool> {
+    pub fn mount(&self, repository: &str, digest: &str, from: &str) -> Result<bool> {
         let scope = format!("{} {}", push_scope(repository), pull_scope(from));
         let mut target = Url::parse("http://x/").expect("static URL");
         target.set_path(&format!("/v2/{repository}/blobs/uploads/"));
@@ -69,141 +73,23 @@ impl Registry {
         }
     }
 
-    /// Uploads blob `desc`, whose content `open` yields from the start,
-    /// verified: in one PUT up to `chunk` bytes, in PATCH chunks beyond. A
-    /// broken monolithic upload starts over; a broken chunked one asks the
-    /// registry how far it got and goes on from there.
-    pub fn upload<'c>(
-        &mut self,
-        repository: &str,
-        desc: &Descriptor,
-        open: &dyn Fn() -> Result<Box<dyn Read + 'c>>,
-        chunk: u64,
-    ) -> Result<()> {
-        let what = format!(
-            "upload of blob {} to {}/{repository}",
-            desc.digest, self.name
-        );
-        let mut tries = 0;
-        loop {
-            let result = if desc.size > chunk.max(1) {
-                self.upload_chunked(repository, desc, open, chunk.max(1), &what)
-            } else {
-                self.upload_whole(repository, desc, open, &what)
-            };
-            match result {
-                Err(Error::Network(_)) if tries < self.retries => {
-                    tries += 1;
-                    backoff(tries, None);
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn start_upload(&mut self, repository: &str, what: &str) -> Result<String> {
+    async fn start_upload(&self, repository: &str, what: &str) -> Result<String> {
         let start = format!("v2/{repository}/blobs/uploads/");
-        let resp = self.request("POST", &start, &push_scope(repository), &[], Payload::Empty)?;
+        let scope = push_scope(repository);
+        let resp = self
+            .request_async("POST", &start, &scope, &[], Payload::Empty)
+            .await?;
         if resp.status != 202 {
             return Err(self.status_error(&format!("starting the {what}"), resp));
         }
         self.location(&resp, &format!("starting the {what}"))
     }
 
-    fn upload_whole<'c>(
-        &mut self,
-        repository: &str,
-        desc: &Descriptor,
-        open: &dyn Fn() -> Result<Box<dyn Read + 'c>>,
-        what: &str,
-    ) -> Result<()> {
-        let location = self.start_upload(repository, what)?;
-        let url = with_digest(&location, &desc.digest.to_string());
-        let mut content = open()?;
-        let resp = self.request(
-            "PUT",
-            &url,
-            &push_scope(repository),
-            &[octets()],
-            Payload::Stream(&mut content, desc.size),
-        )?;
-        self.expect_created(resp, what)
-    }
-
-    fn upload_chunked<'c>(
-        &mut self,
-        repository: &str,
-        desc: &Descriptor,
-        open: &dyn Fn() -> Result<Box<dyn Read + 'c>>,
-        chunk: u64,
-        what: &str,
-    ) -> Result<()> {
-        let scope = push_scope(repository);
-        let mut location = self.start_upload(repository, what)?;
-        let mut content = open()?;
-        let mut offset = 0;
-        let mut resumes = 0;
-        while offset < desc.size {
-            let n = chunk.min(desc.size - offset);
-            let range = (
-                "content-range".to_string(),
-                format!("{offset}-{}", offset + n - 1),
-            );
-            let mut part = Read::take(&mut *content, n);
-            let headers = [octets(), range];
-            let sent = self.request(
-                "PATCH",
-                &location,
-                &scope,
-                &headers,
-                Payload::Stream(&mut part, n),
-            );
-            let resp = match sent {
-                Err(Error::Network(e)) if resumes < self.retries => {
-                    // Ask how far the registry got, then read again up to there.
-                    resumes += 1;
-                    backoff(resumes, None);
-                    let (at, next) = self
-                        .upload_status(&location, &scope)
-                        .map_err(|_| Error::Network(e))?;
-                    location = next;
-                    content = open()?;
-                    skip(&mut content, at, desc)?;
-                    offset = at;
-                    continue;
-                }
-                other => other?,
-            };
-            if resp.status != 202 {
-                return Err(self.status_error(&format!("a chunk of the {what}"), resp));
-            }
-            location = self.location(&resp, &format!("a chunk of the {what}"))?;
-            offset += n;
-        }
-        // The verifying reader checks the digest when it reaches the end.
-        let mut end = [0u8; 1];
-        match content.read(&mut end) {
-            Ok(0) => {}
-            Ok(_) => {
-                return Err(Error::DigestMismatch(format!(
-                    "blob {} is larger than its descriptor's {} bytes",
-                    desc.digest, desc.size
-                )))
-            }
-            Err(e) => {
-                return Err(classify_io(e, |e| {
-                    Error::Io(format!("reading blob {}: {e}", desc.digest))
-                }))
-            }
-        }
-        let url = with_digest(&location, &desc.digest.to_string());
-        let resp = self.request("PUT", &url, &scope, &[], Payload::Empty)?;
-        self.expect_created(resp, what)
-    }
-
     /// How many bytes an upload holds (`Range: 0-N`), and where it continues.
-    fn upload_status(&mut self, location: &str, scope: &str) -> Result<(u64, String)> {
-        let resp = self.request("GET", location, scope, &[], Payload::Empty)?;
+    async fn upload_status(&self, location: &str, scope: &str) -> Result<(u64, String)> {
+        let resp = self
+            .request_async("GET", location, scope, &[], Payload::Empty)
+            .await?;
         if resp.status != 204 {
             return Err(self.status_error("the status of an upload", resp));
         }
@@ -230,7 +116,7 @@ impl Registry {
 
     /// Stores `manifest` under `reference` (a digest or a tag), byte for byte.
     pub fn put_manifest(
-        &mut self,
+        &self,
         repository: &str,
         reference: &str,
         manifest: &RawManifest,
@@ -255,6 +141,156 @@ impl Registry {
     }
 }
 
+/// Content for an upload, from its start, verified as it is read.
+pub type Content<'c> = Box<dyn PollRead + 'c>;
+
+/// Uploads blob `desc`, whose content `open` yields from the start: in one
+/// PUT up to `chunk` bytes, in PATCH chunks beyond. A broken monolithic
+/// upload starts over; a broken chunked one asks the registry how far it
+/// got and goes on from there. Waits without blocking other transfers.
+pub async fn upload<'c>(
+    registry: &Registry,
+    repository: &str,
+    desc: &Descriptor,
+    open: &dyn Fn() -> Result<Content<'c>>,
+    chunk: u64,
+) -> Result<()> {
+    let what = format!(
+        "upload of blob {} to {}/{repository}",
+        desc.digest, registry.name
+    );
+    let retries = registry.retries;
+    let mut tries = 0;
+    loop {
+        let result = if desc.size > chunk.max(1) {
+            upload_chunked(registry, repository, desc, open, chunk.max(1), &what).await
+        } else {
+            upload_whole(registry, repository, desc, open, &what).await
+        };
+        match result {
+            Err(Error::Network(_)) if tries < retries => {
+                tries += 1;
+                backoff_async(tries, None).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn upload_whole<'c>(
+    registry: &Registry,
+    repository: &str,
+    desc: &Descriptor,
+    open: &dyn Fn() -> Result<Content<'c>>,
+    what: &str,
+) -> Result<()> {
+    let location = registry.start_upload(repository, what).await?;
+    let url = with_digest(&location, &desc.digest.to_string());
+    let mut content = open()?;
+    let scope = push_scope(repository);
+    let resp = registry
+        .send_stream("PUT", &url, &scope, &[octets()], &mut content, desc.size)
+        .await?;
+    registry.expect_created(resp, what)
+}
+
+async fn upload_chunked<'c>(
+    registry: &Registry,
+    repository: &str,
+    desc: &Descriptor,
+    open: &dyn Fn() -> Result<Content<'c>>,
+    chunk: u64,
+    what: &str,
+) -> Result<()> {
+    let scope = push_scope(repository);
+    let retries = registry.retries;
+    let mut location = registry.start_upload(repository, what).await?;
+    let mut content = open()?;
+    let mut offset = 0;
+    let mut resumes = 0;
+    while offset < desc.size {
+        let n = chunk.min(desc.size - offset);
+        let range = (
+            "content-range".to_string(),
+            format!("{offset}-{}", offset + n - 1),
+        );
+        let mut part = Take::new(&mut content, n);
+        let headers = [octets(), range];
+        let sent = registry
+            .send_stream("PATCH", &location, &scope, &headers, &mut part, n)
+            .await;
+        let resp = match sent {
+            Err(Error::Network(e)) if resumes < retries => {
+                // Ask how far the registry got, then read again up to there.
+                resumes += 1;
+                backoff_async(resumes, None).await;
+                let (at, next) = registry
+                    .upload_status(&location, &scope)
+                    .await
+                    .map_err(|_| Error::Network(e))?;
+                location = next;
+                content = open()?;
+                skip(&mut content, at, desc)?;
+                offset = at;
+                continue;
+            }
+            other => other?,
+        };
+        if resp.status != 202 {
+            return Err(registry.status_error(&format!("a chunk of the {what}"), resp));
+        }
+        location = registry.location(&resp, &format!("a chunk of the {what}"))?;
+        offset += n;
+    }
+    // The verifying reader checks the digest when it reaches the end.
+    let mut end = [0u8; 1];
+    match Blocking(&mut content).read(&mut end) {
+        Ok(0) => {}
+        Ok(_) => {
+            return Err(Error::DigestMismatch(format!(
+                "blob {} is larger than its descriptor's {} bytes",
+                desc.digest, desc.size
+            )))
+        }
+        Err(e) => {
+            return Err(classify_io(e, |e| {
+                Error::Io(format!("reading blob {}: {e}", desc.digest))
+            }))
+        }
+    }
+    let url = with_digest(&location, &desc.digest.to_string());
+    let resp = registry
+        .request_async("PUT", &url, &scope, &[], Payload::Empty)
+        .await?;
+    registry.expect_created(resp, what)
+}
+
+/// At most `left` bytes of a stream.
+struct Take<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R> Take<R> {
+    fn new(inner: R, left: u64) -> Self {
+        Take { inner, left }
+    }
+}
+
+impl<R: PollRead> PollRead for Take<R> {
+    fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let max = (buf.len() as u64).min(self.left) as usize;
+        if max == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let read = self.inner.poll_read(&mut buf[..max]);
+        if let Poll::Ready(Ok(n)) = read {
+            self.left -= n as u64;
+        }
+        read
+    }
+}
+
 fn octets() -> (String, String) {
     (
         "content-type".to_string(),
@@ -263,13 +299,13 @@ fn octets() -> (String, String) {
 }
 
 /// Reads and drops the first `n` bytes (they are hashed on the way).
-fn skip(content: &mut dyn Read, n: u64, desc: &Descriptor) -> Result<()> {
-    let skipped =
-        std::io::copy(&mut Read::take(content, n), &mut std::io::sink()).map_err(|e| {
-            classify_io(e, |e| {
-                Error::Io(format!("re-reading blob {}: {e}", desc.digest))
-            })
-        })?;
+fn skip(content: &mut Content<'_>, n: u64, desc: &Descriptor) -> Result<()> {
+    let mut head = Blocking(Take::new(content, n));
+    let skipped = io::copy(&mut head, &mut io::sink()).map_err(|e| {
+        classify_io(e, |e| {
+            Error::Io(format!("re-reading blob {}: {e}", desc.digest))
+        })
+    })?;
     if skipped != n {
         return Err(Error::CorruptArchive(format!(
             "blob {} is shorter than {n} bytes",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::Source;
 use crate::archive::reader::ArchiveReader;
+use crate::concurrent::{PollRead, Ready};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, ImageIndex, RawManifest, MAX_MANIFEST_BYTES, REF_NAME};
@@ -199,7 +200,7 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
         self.document(desc)
     }
 
-    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
-        self.open_blob(desc)
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn PollRead + '_>> {
+        Ok(Box::new(Ready(self.open_blob(desc)?)))
     }
 }

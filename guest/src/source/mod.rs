@@ -5,13 +5,12 @@
 mod layout;
 mod registry;
 
-use std::io::Read;
-
 pub use layout::{DirStore, LayoutSource};
 pub use registry::RegistrySource;
 
 use crate::archive::reader::ArchiveReader;
 use crate::bindings::imo::incremental::types::Role;
+use crate::concurrent::PollRead;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, RawManifest};
 use crate::reference::Reference;
@@ -27,8 +26,9 @@ pub trait Source {
     fn top(&mut self) -> Result<RawManifest>;
     /// The manifest `desc` names (a child of an index), checked against it.
     fn manifest(&mut self, desc: &Descriptor) -> Result<RawManifest>;
-    /// The content of blob `desc`, unverified: callers verify while streaming.
-    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>>;
+    /// The content of blob `desc`, unverified: callers verify while
+    /// streaming. Takes `&self`, so several blobs can stream at once.
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn PollRead + '_>>;
     /// The registry reference, for a registry source.
     fn registry_reference(&self) -> Option<&Reference> {
         None

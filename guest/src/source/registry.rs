@@ -1,12 +1,11 @@
 //! A registry as a [`Source`].
 
-use std::io::Read;
-
 use super::Source;
+use crate::concurrent::PollRead;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, RawManifest};
 use crate::reference::Reference;
-use crate::registry::Registry;
+use crate::registry::{download, Registry};
 
 /// One image reference in one registry.
 pub struct RegistrySource {
@@ -68,8 +67,8 @@ impl Source for RegistrySource {
         Some(&self.reference)
     }
 
-    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
-        let body = self.registry.blob(self.reference.repository(), desc)?;
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn PollRead + '_>> {
+        let body = download::open(&self.registry, self.reference.repository(), desc);
         Ok(Box::new(body))
     }
 }
