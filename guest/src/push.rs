@@ -3,6 +3,7 @@
 
 use std::io;
 
+use crate::archive::reader::ArchiveReader;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
 use crate::concurrent::{block_on, run_all, Blocking, Ready, Task};
 use crate::digest::{classify_io, VerifyingReader};
@@ -14,7 +15,7 @@ use crate::plan::{Action, Plan};
 use crate::reference::Reference;
 use crate::registry::upload::{pull_scope, push_scope, upload, Content};
 use crate::registry::Registry;
-use crate::source::Source;
+use crate::source::{LayoutSource, Source};
 
 /// Options of `vet` and `push`.
 pub struct PushOptions {
@@ -166,6 +167,41 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
     })
 }
 
+/// Where blobs go, as each upload needs it.
+struct Target<'a> {
+    registry: &'a Registry,
+    repo: &'a str,
+    scope: &'a str,
+    chunk: u64,
+}
+
+/// Uploads blob `d` from the archive unless the destination has it; true if
+/// it was sent.
+async fn upload_blob(
+    src: &LayoutSource<ArchiveReader>,
+    d: &Descriptor,
+    to: &Target<'_>,
+) -> Result<bool> {
+    let digest = d.digest.to_string();
+    if to.registry.blob_exists(to.repo, &digest, to.scope).await? {
+        emit(ProgressEvent::BlobSkipped(blob_info(d)));
+        return Ok(false);
+    }
+    emit(ProgressEvent::BlobStarted(blob_info(d)));
+    let open = || -> Result<Content<'_>> {
+        let body = ProgressReader::new(Ready(src.open_blob(d)?), &d.digest);
+        Ok(Box::new(VerifyingReader::new(
+            body,
+            d.digest.clone(),
+            d.size,
+            src.name(),
+        )))
+    };
+    upload(to.registry, to.repo, d, &open, to.chunk).await?;
+    emit(ProgressEvent::BlobFinished(digest));
+    Ok(true)
+}
+
 /// Pushes the archive: blobs the destination lacks, then manifests children
 /// first, then the tag — so a failure never leaves the tag on a partial image.
 pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport> {
@@ -218,37 +254,22 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
     }
 
     // Up to `jobs` uploads at once, each checked for first.
-    let (src, origin) = (&src, src.name());
     let included: Vec<&Descriptor> = plan
         .blobs
         .iter()
         .filter(|b| b.action == Action::Include)
         .map(|b| &b.desc)
         .collect();
-    let (shared, repo_ref, scope_ref, origin_ref) = (reg, &repo, &scope, &origin);
-    let uploads = included.iter().map(|&d| -> Task<'_, bool, Error> {
-        let (registry, repo, scope, origin) = (shared, repo_ref, scope_ref, origin_ref);
-        Box::pin(async move {
-            let digest = d.digest.to_string();
-            if registry.blob_exists(repo, &digest, scope).await? {
-                emit(ProgressEvent::BlobSkipped(blob_info(d)));
-                return Ok(false);
-            }
-            emit(ProgressEvent::BlobStarted(blob_info(d)));
-            let open = || -> Result<Content<'_>> {
-                let body = ProgressReader::new(Ready(src.open_blob(d)?), &d.digest);
-                Ok(Box::new(VerifyingReader::new(
-                    body,
-                    d.digest.clone(),
-                    d.size,
-                    origin.clone(),
-                )))
-            };
-            upload(registry, repo, d, &open, opts.chunk_size).await?;
-            emit(ProgressEvent::BlobFinished(digest));
-            Ok(true)
-        })
-    });
+    let to = Target {
+        registry: reg,
+        repo: &repo,
+        scope: &scope,
+        chunk: opts.chunk_size,
+    };
+    let (src, to) = (&src, &to);
+    let uploads = included
+        .iter()
+        .map(|&d| -> Task<'_, bool, Error> { Box::pin(upload_blob(src, d, to)) });
     let uploaded = run_all(opts.jobs as usize, uploads)?;
     for (d, sent) in included.iter().zip(uploaded) {
         if sent {
