@@ -3,6 +3,7 @@
 
 mod harness;
 
+use harness::faults::{Fault, FaultProxy, Rule};
 use harness::*;
 
 #[test]
@@ -79,4 +80,60 @@ fn vet_verify_catches_a_tampered_blob() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&image.layers[0]), "{err}");
+}
+
+#[test]
+fn vet_looks_up_left_out_layers_in_parallel_and_names_each_missing_one() {
+    let src = Registry::start();
+    let shared: Vec<Vec<u8>> = (0..5u8).map(|i| layer(&[("base", &[i; 100])])).collect();
+    let mut v2_layers = shared.clone();
+    v2_layers.push(layer(&[("app", b"2")]));
+    let v1 = push_image(&src, "app", Some("v1"), Flavour::Oci, host_arch(), &shared);
+    push_image(
+        &src,
+        "app",
+        Some("v2"),
+        Flavour::Oci,
+        host_arch(),
+        &v2_layers,
+    );
+    let dir = workdir();
+    let diff = dir.path().join("diff.tar");
+    let diff = diff.to_str().unwrap();
+    let (v1_ref, v2_ref) = (
+        format!("{}/app:v1", src.host()),
+        format!("{}/app:v2", src.host()),
+    );
+    ok(&imo(&["pull", &v1_ref, &v2_ref, "-o", diff]), "pull");
+
+    // The destination has 3 of the 5 left-out layers.
+    let dest = Registry::start();
+    for l in &shared[..3] {
+        dest.put_blob("app", l);
+    }
+    for (jobs, at_once) in [("1", 1), ("4", 4)] {
+        let proxy = FaultProxy::start(
+            dest.port,
+            vec![Rule::new("HEAD", "/blobs/", 100, Fault::Delay(300))],
+        );
+        let out = imo(&[
+            "vet",
+            diff,
+            &format!("{}/app:v2", proxy.host()),
+            "--jobs",
+            jobs,
+        ]);
+        assert!(!out.status.success(), "two layers are missing");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let named: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(
+            named,
+            [v1.layers[3].as_str(), v1.layers[4].as_str()],
+            "{stdout}"
+        );
+        assert_eq!(proxy.peak("HEAD"), at_once, "--jobs {jobs}");
+    }
 }

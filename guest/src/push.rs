@@ -5,7 +5,7 @@ use std::io;
 
 use crate::archive::reader::ArchiveReader;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
-use crate::concurrent::{block_on, run_all, Blocking, Ready, Task};
+use crate::concurrent::{run_all, Blocking, Ready, Task};
 use crate::digest::{classify_io, VerifyingReader};
 use crate::error::{Error, MissingBlob, Result};
 use crate::host::{blob_info, emit, ProgressReader};
@@ -144,16 +144,18 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
     let target = destination(dest, plan, opts)?;
     let repo = target.reference.repository().to_string();
     let scope = pull_scope(&repo);
-    let mut missing = Vec::new();
-    for d in &inspection.missing {
-        if !block_on(
-            target
-                .registry
-                .blob_exists(&repo, &d.digest.to_string(), &scope),
-        )? {
-            missing.push(missing_blob(plan, d));
-        }
-    }
+    let (reg, repo_ref, scope_ref) = (&target.registry, &repo, &scope);
+    let checks = inspection.missing.iter().map(|d| -> Task<'_, bool, Error> {
+        Box::pin(async move {
+            reg.blob_exists(repo_ref, &d.digest.to_string(), scope_ref)
+                .await
+        })
+    });
+    let present = run_all(opts.jobs as usize, checks)?;
+    let missing = (inspection.missing.iter().zip(present))
+        .filter(|(_, here)| !here)
+        .map(|(d, _)| missing_blob(plan, d))
+        .collect();
     let verified = if opts.verify {
         verify_all(&mut src, &inspection)?
     } else {
@@ -165,6 +167,39 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
         missing,
         verified,
     })
+}
+
+/// Where a blob the archive leaves out stands at the destination.
+enum Presence {
+    /// The repository has it.
+    There,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Nowhere to be had.
+    Missing,
+}
+
+/// Makes sure the destination repository holds left-out blob `d`, mounting
+/// it from one of `mounts` if need be.
+async fn make_present(
+    reg: &Registry,
+    repo: &str,
+    scope: &str,
+    mounts: &[String],
+    d: &Descriptor,
+) -> Result<Presence> {
+    let digest = d.digest.to_string();
+    if reg.blob_exists(repo, &digest, scope).await? {
+        emit(ProgressEvent::BlobSkipped(blob_info(d)));
+        return Ok(Presence::There);
+    }
+    for from in mounts {
+        if reg.mount(repo, &digest, from).await? {
+            emit(ProgressEvent::Note(format!("mounted blob {digest}")));
+            return Ok(Presence::Mounted);
+        }
+    }
+    Ok(Presence::Missing)
 }
 
 /// Where blobs go, as each upload needs it.
@@ -227,26 +262,20 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
     }
 
     // Left-out blobs first: if one is nowhere to be had, fail before any upload.
+    let (mounts, to_repo, to_scope) = (&mounts, &repo, &scope);
+    let checks = inspection
+        .missing
+        .iter()
+        .map(|d| -> Task<'_, Presence, Error> {
+            Box::pin(make_present(reg, to_repo, to_scope, mounts, d))
+        });
+    let presence = run_all(opts.jobs as usize, checks)?;
     let mut missing = Vec::new();
-    for d in &inspection.missing {
-        let digest = d.digest.to_string();
-        if block_on(reg.blob_exists(&repo, &digest, &scope))? {
-            report.skipped += 1;
-            emit(ProgressEvent::BlobSkipped(blob_info(d)));
-            continue;
-        }
-        let mut mounted = false;
-        for from in &mounts {
-            if reg.mount(&repo, &digest, from)? {
-                mounted = true;
-                break;
-            }
-        }
-        if mounted {
-            report.mounted += 1;
-            emit(ProgressEvent::Note(format!("mounted blob {digest}")));
-        } else {
-            missing.push(missing_blob(plan, d));
+    for (d, p) in inspection.missing.iter().zip(presence) {
+        match p {
+            Presence::There => report.skipped += 1,
+            Presence::Mounted => report.mounted += 1,
+            Presence::Missing => missing.push(missing_blob(plan, d)),
         }
     }
     if !missing.is_empty() {

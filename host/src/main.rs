@@ -45,7 +45,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     retry_times: u32,
 
-    /// Blobs downloaded (pull) or uploaded (push) at once.
+    /// Blobs downloaded (pull), uploaded (push) or looked up at the
+    /// destination (vet, push) at once.
     #[arg(long, global = true, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
 

@@ -49,7 +49,7 @@ impl Registry {
 
     /// Mounts `digest` from repository `from` into `repository`; false if the
     /// registry would not.
-    pub fn mount(&self, repository: &str, digest: &str, from: &str) -> Result<bool> {
+    pub async fn mount(&self, repository: &str, digest: &str, from: &str) -> Result<bool> {
         let scope = format!("{} {}", push_scope(repository), pull_scope(from));
         let mut target = Url::parse("http://x/").expect("static URL");
         target.set_path(&format!("/v2/{repository}/blobs/uploads/"));
@@ -58,13 +58,16 @@ impl Registry {
             .append_pair("mount", digest)
             .append_pair("from", from);
         let path = format!("{}?{}", &target.path()[1..], target.query().unwrap_or(""));
-        let resp = self.request("POST", &path, &scope, &[], Payload::Empty)?;
+        let resp = self
+            .request_async("POST", &path, &scope, &[], Payload::Empty)
+            .await?;
         match resp.status {
             201 => Ok(true),
             202 => {
                 // The registry opened a plain upload instead: cancel it.
                 if let Ok(loc) = self.location(&resp, "a mount") {
-                    let _ = self.request("DELETE", &loc, &scope, &[], Payload::Empty);
+                    let cancel = self.request_async("DELETE", &loc, &scope, &[], Payload::Empty);
+                    let _ = cancel.await;
                 }
                 Ok(false)
             }
