@@ -2,7 +2,7 @@
 //! of the host embeds a fresh one.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -76,6 +76,7 @@ fn main() {
         "cargo:rustc-env=IMO_COMPONENT={}",
         out.join("imo.wasm").display()
     );
+    precompile(&out.join("imo.wasm"), &out.join("imo.cwasm"));
 
     // The same code as a wasi:cli command for stock hosts; its own target
     // dir, so the `command` feature never reaches the library build.
@@ -91,4 +92,32 @@ fn main() {
         "cargo:rustc-env=IMO_COMMAND_COMPONENT={}",
         out.join("imo-command.wasm").display()
     );
+}
+
+/// Compiles the component to machine code for this machine with the wasmtime
+/// CLI (`scripts/setup` installs the version the host uses), so the binary
+/// starts without running Cranelift even once. The host checks the result
+/// (version, settings, CPU features) before using it; without a CLI, or if
+/// it fails, an empty file is embedded and the host compiles on first use
+/// and caches the result.
+fn precompile(wasm: &Path, cwasm: &Path) {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let cli = home
+        .map(|h| h.join("bin").join("wasmtime"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("wasmtime"));
+    // The same settings as the host's engine (runtime.rs): epoch interruption.
+    let compiled = Command::new(cli)
+        .args(["compile", "-W", "epoch-interruption=y"])
+        .arg(wasm)
+        .arg("-o")
+        .arg(cwasm)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !compiled {
+        std::fs::write(cwasm, b"").expect("write an empty precompiled component");
+    }
+    println!("cargo:rustc-env=IMO_PRECOMPILED={}", cwasm.display());
 }

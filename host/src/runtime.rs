@@ -119,11 +119,16 @@ pub struct Limits {
     pub timeout: Option<std::time::Duration>,
 }
 
-fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
-    let limits = caps.limits;
+/// The engine; its settings must match build.rs's `wasmtime compile` flags.
+fn engine() -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    let engine = Engine::new(&config).ctx("starting wasmtime")?;
+    Engine::new(&config).ctx("starting wasmtime")
+}
+
+fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
+    let limits = caps.limits;
+    let engine = engine()?;
     let component = load_component(&engine)?;
     let mut linker: Linker<State> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).ctx("linking WASI")?;
@@ -203,9 +208,31 @@ fn cache_dir() -> Option<std::path::PathBuf> {
     }
 }
 
-/// The embedded component, compiled by Cranelift once per machine and then
-/// loaded from the cache (about 3 ms instead of 100+).
+/// The component compiled to machine code at build time (empty when the
+/// build had no wasmtime CLI).
+static PRECOMPILED: &[u8] = include_bytes!(env!("IMO_PRECOMPILED"));
+
+/// The build's precompiled component, if this engine can run it (same
+/// wasmtime, same settings, a CPU with the features it was compiled for).
+fn precompiled(engine: &Engine) -> Option<Component> {
+    // `IMO_PRECOMPILED=0` skips it, to check the compile-and-cache path.
+    if PRECOMPILED.is_empty() || std::env::var_os("IMO_PRECOMPILED").is_some_and(|v| v == "0") {
+        return None;
+    }
+    // SAFETY: the bytes were made by the build of this very binary from the
+    // embedded component; wasmtime checks their header, version and
+    // settings against the engine. Whoever can change them can change the
+    // binary itself.
+    unsafe { Component::deserialize(engine, PRECOMPILED) }.ok()
+}
+
+/// The embedded component: precompiled at build time, or else compiled by
+/// Cranelift once per machine and then loaded from the cache (about 3 ms
+/// instead of 100+).
 fn load_component(engine: &Engine) -> Result<Component> {
+    if let Some(c) = precompiled(engine) {
+        return Ok(c);
+    }
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     COMPONENT.hash(&mut h);
@@ -380,4 +407,24 @@ pub fn push(
         .call_push(&mut store, archive, destination, options)
         .map_err(|e| trap(e, limits))?
         .map_err(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The build's `wasmtime compile` settings match the engine's, so the
+    /// precompiled component is used (CI's build always has the CLI).
+    #[test]
+    fn the_precompiled_component_loads() {
+        if std::env::var_os("CI").is_some() {
+            assert!(!PRECOMPILED.is_empty(), "the CI build has a wasmtime CLI");
+        }
+        if !PRECOMPILED.is_empty() {
+            assert!(precompiled(&engine().unwrap()).is_some());
+            // An engine with other settings must not run it.
+            let other = Engine::new(&Config::new()).unwrap();
+            assert!(precompiled(&other).is_none());
+        }
+    }
 }
