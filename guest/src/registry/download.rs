@@ -40,7 +40,7 @@ impl Registry {
         let range = [("range".to_string(), format!("bytes={offset}-"))];
         let extra: &[(String, String)] = if offset > 0 { &range } else { &[] };
         let resp = self
-            .request_async("GET", &path, &scope, extra, Payload::Empty)
+            .request("GET", &path, &scope, extra, Payload::Empty)
             .await?;
         match resp.status {
             200 if offset == 0 => Ok(resp.body),

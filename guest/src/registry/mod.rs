@@ -207,22 +207,10 @@ impl Registry {
         Ok((url, base))
     }
 
-    /// [`Registry::request_async`], blocking.
-    fn request(
-        &self,
-        method: &str,
-        target: &str,
-        scope: &str,
-        extra: &[(String, String)],
-        payload: Payload<'_>,
-    ) -> Result<Response> {
-        block_on(self.request_async(method, target, scope, extra, payload))
-    }
-
     /// Sends a request for `target` with auth for `scope`. Bodiless
     /// requests follow redirects; every request is retried after a network
     /// failure or a transient status, and once after a 401 with a fresh token.
-    async fn request_async(
+    async fn request(
         &self,
         method: &str,
         target: &str,
@@ -422,13 +410,8 @@ impl Registry {
     ) -> Result<RawManifest> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/manifests/{reference}");
-        let resp = self.request(
-            "GET",
-            &path,
-            &scope,
-            &[("accept".into(), ACCEPT.into())],
-            Payload::Empty,
-        )?;
+        let accept = [("accept".to_string(), ACCEPT.to_string())];
+        let resp = block_on(self.request("GET", &path, &scope, &accept, Payload::Empty))?;
         match resp.status {
             200 => {}
             404 => {

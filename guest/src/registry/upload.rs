@@ -7,7 +7,7 @@ use std::task::Poll;
 use url::Url;
 
 use super::{backoff_async, Payload, Registry};
-use crate::concurrent::{Blocking, PollRead};
+use crate::concurrent::{block_on, Blocking, PollRead};
 use crate::digest::classify_io;
 use crate::error::{Error, Result};
 use crate::http::Response;
@@ -38,7 +38,7 @@ impl Registry {
     pub async fn blob_exists(&self, repository: &str, digest: &str, scope: &str) -> Result<bool> {
         let path = format!("v2/{repository}/blobs/{digest}");
         let resp = self
-            .request_async("HEAD", &path, scope, &[], Payload::Empty)
+            .request("HEAD", &path, scope, &[], Payload::Empty)
             .await?;
         match resp.status {
             200 => Ok(true),
@@ -59,14 +59,14 @@ impl Registry {
             .append_pair("from", from);
         let path = format!("{}?{}", &target.path()[1..], target.query().unwrap_or(""));
         let resp = self
-            .request_async("POST", &path, &scope, &[], Payload::Empty)
+            .request("POST", &path, &scope, &[], Payload::Empty)
             .await?;
         match resp.status {
             201 => Ok(true),
             202 => {
                 // The registry opened a plain upload instead: cancel it.
                 if let Ok(loc) = self.location(&resp, "a mount") {
-                    let cancel = self.request_async("DELETE", &loc, &scope, &[], Payload::Empty);
+                    let cancel = self.request("DELETE", &loc, &scope, &[], Payload::Empty);
                     let _ = cancel.await;
                 }
                 Ok(false)
@@ -80,7 +80,7 @@ impl Registry {
         let start = format!("v2/{repository}/blobs/uploads/");
         let scope = push_scope(repository);
         let resp = self
-            .request_async("POST", &start, &scope, &[], Payload::Empty)
+            .request("POST", &start, &scope, &[], Payload::Empty)
             .await?;
         if resp.status != 202 {
             return Err(self.status_error(&format!("starting the {what}"), resp));
@@ -91,7 +91,7 @@ impl Registry {
     /// How many bytes an upload holds (`Range: 0-N`), and where it continues.
     async fn upload_status(&self, location: &str, scope: &str) -> Result<(u64, String)> {
         let resp = self
-            .request_async("GET", location, scope, &[], Payload::Empty)
+            .request("GET", location, scope, &[], Payload::Empty)
             .await?;
         if resp.status != 204 {
             return Err(self.status_error("the status of an upload", resp));
@@ -126,13 +126,9 @@ impl Registry {
     ) -> Result<()> {
         let path = format!("v2/{repository}/manifests/{reference}");
         let headers = [("content-type".to_string(), manifest.media_type.clone())];
-        let resp = self.request(
-            "PUT",
-            &path,
-            &push_scope(repository),
-            &headers,
-            Payload::Bytes(&manifest.bytes),
-        )?;
+        let scope = push_scope(repository);
+        let body = Payload::Bytes(&manifest.bytes);
+        let resp = block_on(self.request("PUT", &path, &scope, &headers, body))?;
         let what = format!(
             "manifest {} as {}/{repository}:{reference}",
             manifest.digest, self.name
@@ -263,7 +259,7 @@ async fn upload_chunked<'c>(
     }
     let url = with_digest(&location, &desc.digest.to_string());
     let resp = registry
-        .request_async("PUT", &url, &scope, &[], Payload::Empty)
+        .request("PUT", &url, &scope, &[], Payload::Empty)
         .await?;
     registry.expect_created(resp, what)
 }
