@@ -1,4 +1,6 @@
-//! Blocking HTTP over wasi:http: the guest's only way out.
+//! HTTP over wasi:http, the guest's only way out: requests wait on wasi:io
+//! pollables (`send_async`), so several can be under way at once; `send`
+//! and `Body`'s `Read` are the blocking forms.
 
 use std::io::{self, Read};
 use std::task::Poll;
