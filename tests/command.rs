@@ -47,7 +47,7 @@ fn run(dir: &std::path::Path, wasm: &std::path::Path, args: &[&str]) -> Output {
 }
 
 #[test]
-fn stock_wasmtime_runs_pull_and_push() {
+fn stock_wasmtime_runs_pull_push_and_copy() {
     let src = Registry::start();
     let image = push_image(
         &src,
@@ -66,7 +66,9 @@ fn stock_wasmtime_runs_pull_and_push() {
         "imo component --command",
     );
 
-    let archive = dir.join("app.tar");
+    // A subdirectory of the granted directory, not granted itself.
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let archive = dir.join("sub/app.tar");
     let out = run(
         &dir,
         &wasm,
@@ -97,6 +99,18 @@ fn stock_wasmtime_runs_pull_and_push() {
     );
     ok(&out, "wasmtime run … push");
     assert_eq!(sha256(&dest.manifest("app", "v1").0), image.digest);
+
+    // Any transport to any other, a layout made inside the granted directory.
+    let layout = format!("oci:{}/sub/layout:v1", dir.display());
+    let out = run(
+        &dir,
+        &wasm,
+        &["copy", &format!("{}/app:v1", dest.host()), &layout],
+    );
+    ok(&out, "wasmtime run … copy");
+    let raw = skopeo(&["inspect", "--raw", &layout]);
+    ok(&raw, "skopeo inspect oci:");
+    assert_eq!(sha256(&raw.stdout), image.digest);
 
     // Only the granted directory exists for it.
     let outside = tmp

@@ -100,35 +100,6 @@ fn docker_image_round_trips_through_skopeo() {
     full_pull_round_trip(Flavour::Docker);
 }
 
-/// Pushes an amd64 + arm64 index; returns (index, amd64 child, arm64 child).
-fn push_two_platforms(reg: &Registry, flavour: Flavour) -> (Pushed, Pushed, Pushed) {
-    let shared = layer(&[("etc/os-release", b"ID=test\n")]);
-    let amd = push_image(
-        reg,
-        "multi",
-        None,
-        flavour,
-        "amd64",
-        &[shared.clone(), layer(&[("bin/app", b"amd64")])],
-    );
-    let arm = push_image(
-        reg,
-        "multi",
-        None,
-        flavour,
-        "arm64",
-        &[shared, layer(&[("bin/app", b"arm64")])],
-    );
-    let index = push_index(
-        reg,
-        "multi",
-        "v1",
-        flavour,
-        &[(&amd, "amd64"), (&arm, "arm64")],
-    );
-    (index, amd, arm)
-}
-
 fn all_platforms_round_trip(flavour: Flavour) {
     let src = Registry::start();
     let (index, amd, arm) = push_two_platforms(&src, flavour);
@@ -489,4 +460,261 @@ fn a_bad_blob_among_parallel_downloads_leaves_no_file() {
         dir.path(),
     );
     assert!(err.contains(&victim) && err.contains("has digest"), "{err}");
+}
+
+/// The entries of a docker-archive and its manifest.json.
+fn docker_archive(
+    path: &std::path::Path,
+) -> (
+    std::collections::BTreeMap<String, Vec<u8>>,
+    serde_json::Value,
+) {
+    let entries = read_tar(&std::fs::read(path).expect("read docker-archive"));
+    let manifest = serde_json::from_slice(&entries["manifest.json"]).expect("manifest.json");
+    (entries, manifest)
+}
+
+#[test]
+fn pull_writes_a_docker_archive_that_skopeo_reads() {
+    let src = Registry::start();
+    let image = push_image(
+        &src,
+        "app",
+        Some("v1"),
+        Flavour::Docker,
+        host_arch(),
+        &two_layers("v1"),
+    );
+    let dir = workdir();
+    let out = dir.path().join("app.docker.tar");
+    let target = format!("docker-archive:{}", out.display());
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", src.host()),
+        "-o",
+        &target,
+    ]);
+    ok(&run, "imo pull -o docker-archive:");
+    assert_eq!(
+        listing(dir.path()),
+        vec![out.clone()],
+        "only the archive is left"
+    );
+
+    // As go-containerregistry's tarball package lays it out.
+    let (entries, manifest) = docker_archive(&out);
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    let layer_files: Vec<String> = image
+        .layers
+        .iter()
+        .map(|l| format!("{}.tar.gz", hex(l)))
+        .collect();
+    assert_eq!(
+        manifest,
+        serde_json::json!([{
+            "Config": image.config,
+            "RepoTags": [format!("{}/app:v1", src.host())],
+            "Layers": layer_files,
+        }])
+    );
+    assert_eq!(sha256(&entries[&image.config]), image.config);
+    for (file, digest) in layer_files.iter().zip(&image.layers) {
+        assert_eq!(
+            &sha256(&entries[file]),
+            digest,
+            "{file} is the registry's blob"
+        );
+    }
+    assert_eq!(entries.len(), 4, "config, two layers, manifest.json");
+
+    // skopeo makes up its own manifest: the config digest and diff IDs.
+    let config: serde_json::Value = serde_json::from_slice(&entries[&image.config]).unwrap();
+    let raw = skopeo(&["inspect", "--raw", &target]);
+    ok(&raw, "skopeo inspect --raw docker-archive:");
+    let synthesised: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(synthesised["config"]["digest"], image.config.as_str());
+    let layers: Vec<&serde_json::Value> = synthesised["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["digest"])
+        .collect();
+    let diff_ids: Vec<&serde_json::Value> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(layers, diff_ids);
+    // skopeo copies it digest for digest (the Docker manifest it makes up
+    // is kept as it is); the layout, read by hand, holds the registry's
+    // config and the diff IDs.
+    let layout = dir.path().join("layout");
+    ok(
+        &skopeo(&[
+            "copy",
+            "--preserve-digests",
+            &target,
+            &format!("oci:{}:v1", layout.display()),
+        ]),
+        "skopeo copy docker-archive: oci:",
+    );
+    let blob = |d: &str| std::fs::read(layout.join("blobs/sha256").join(hex(d))).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let copied: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(copied["config"]["digest"], image.config.as_str());
+    assert_eq!(sha256(&blob(&image.config)), image.config);
+    let copied_layers: Vec<&serde_json::Value> = copied["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["digest"])
+        .collect();
+    assert_eq!(copied_layers, diff_ids);
+
+    // imo reads it back, and the image lands with its registry digests.
+    let dest = Registry::start();
+    let back = imo(&["copy", &target, &format!("{}/app:v1", dest.host())]);
+    ok(&back, "imo copy docker-archive: registry");
+    let (bytes, _) = dest.manifest("app", "v1");
+    let landed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(landed["config"]["digest"], image.config.as_str());
+    for (l, digest) in landed["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&image.layers)
+    {
+        assert_eq!(l["digest"], digest.as_str());
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_layer_is_described_in_layer_sources_and_never_downloaded() {
+    let src = Registry::start();
+    let normal = layer(&[("a", b"normal")]);
+    let normal_digest = src.put_blob("win", &normal);
+    let foreign_id = sha256(b"the foreign layer, uncompressed");
+    let normal_id = sha256(b"the normal layer, uncompressed");
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "windows",
+        "rootfs": {"type": "layers", "diff_ids": [foreign_id, normal_id]},
+    }))
+    .unwrap();
+    let config_digest = src.put_blob("win", &config);
+    // Never uploaded anywhere: a client that fetched it would fail.
+    let foreign_digest = sha256(b"foreign layer content");
+    let foreign = serde_json::json!({
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "digest": foreign_digest, "size": 21, "urls": ["https://foreign.invalid/layer"],
+    });
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [foreign, {"mediaType": DOCKER_LAYER, "digest": normal_digest, "size": normal.len()}],
+    }))
+    .unwrap();
+    src.put_manifest("win", "v1", DOCKER_MANIFEST, &manifest);
+    let dir = workdir();
+    let out = dir.path().join("win.tar");
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/win:v1", src.host()),
+        "-o",
+        &format!("docker-archive:{}:win:v1", out.display()),
+    ]);
+    ok(&run, "imo pull -o docker-archive: with a foreign layer");
+    let (entries, manifest) = docker_archive(&out);
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["win:v1"]));
+    assert_eq!(
+        manifest[0]["Layers"],
+        serde_json::json!([
+            format!("{}.tar.gz", hex(&foreign_digest)),
+            format!("{}.tar.gz", hex(&normal_digest))
+        ])
+    );
+    assert_eq!(
+        manifest[0]["LayerSources"],
+        serde_json::json!({ foreign_id: foreign })
+    );
+    assert!(!entries.contains_key(&format!("{}.tar.gz", hex(&foreign_digest))));
+    assert_eq!(
+        sha256(&entries[&format!("{}.tar.gz", hex(&normal_digest))]),
+        normal_digest
+    );
+
+    // Read back, the foreign layer comes from LayerSources.
+    let again = dir.path().join("again.tar");
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("docker-archive:{}", out.display()),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    ok(&run, "imo pull docker-archive: with a foreign layer");
+    let archive = Archive::open(&again);
+    let m: serde_json::Value = serde_json::from_slice(archive.blob(&archive.top_digest())).unwrap();
+    assert_eq!(m["layers"][0], foreign);
+    assert!(!archive.has(&foreign_digest));
+}
+
+#[test]
+fn what_a_docker_archive_cannot_hold_is_refused_in_one_line() {
+    let src = Registry::start();
+    let v1 = push_image(
+        &src,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &two_layers("v1"),
+    );
+    let _ = v1;
+    push_image(
+        &src,
+        "app",
+        Some("v2"),
+        Flavour::Oci,
+        host_arch(),
+        &[two_layers("v1")[0].clone(), layer(&[("b", b"2")])],
+    );
+    push_two_platforms(&src, Flavour::Oci);
+    let dir = workdir();
+    let out = format!("docker-archive:{}", dir.path().join("d.tar").display());
+    let incremental = imo(&[
+        "pull",
+        &format!("{}/app:v1", src.host()),
+        &format!("{}/app:v2", src.host()),
+        "-o",
+        &out,
+    ]);
+    one_line_failure(&incremental, &[&out, "left out", "docker load"]);
+    let all = imo(&[
+        "pull",
+        "scratch",
+        "--all-platforms",
+        &format!("{}/multi:v1", src.host()),
+        "-o",
+        &out,
+    ]);
+    one_line_failure(&all, &[&out, "2 platforms", "--platform"]);
+    let registry = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", src.host()),
+        "-o",
+        &format!("docker://{}/x:v1", src.host()),
+    ]);
+    one_line_failure(&registry, &["imo copy"]);
+    assert!(listing(dir.path()).is_empty(), "nothing left behind");
 }

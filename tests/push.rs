@@ -482,3 +482,150 @@ fn parallel_uploads_land_every_blob_and_digest() {
         "skopeo reads what the parallel push stored"
     );
 }
+
+/// Every `.tmp` file below `dir`: what a failed write must not leave.
+fn temp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".tmp") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn skopeo_raw(at: &str) -> Vec<u8> {
+    let raw = skopeo(&["inspect", "--raw", at]);
+    ok(&raw, &format!("skopeo inspect --raw {at}"));
+    raw.stdout
+}
+
+/// The digest `layout`'s index.json names `tag`, read by hand; the bytes
+/// stored under it must hash to it.
+fn layout_digest(layout: &std::path::Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"));
+    let digest = entry["digest"].as_str().unwrap().to_string();
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+    assert_eq!(sha256(&bytes), digest);
+    digest
+}
+
+fn incremental_push_onto_a_layout(flavour: Flavour) {
+    let s = setup(flavour);
+    let layout = s.dir.path().join("far-side");
+    let at = |tag: &str| format!("oci:{}:{tag}", layout.display());
+    // The far side has no registry: v1 arrives whole into a layout.
+    run_ok(&["pull", "scratch", &s.src_ref("v1"), "-o", &at("v1")]);
+    assert_eq!(layout_digest(&layout, "v1"), s.v1.digest);
+    let diff = s.path("diff.tar");
+    run_ok(&["pull", &s.src_ref("v1"), &s.src_ref("v2"), "-o", &diff]);
+
+    let vet = run_ok(&["vet", &diff, &at("v2")]);
+    assert!(vet.contains("push can proceed"), "{vet}");
+    let summary = run_ok(&["push", &diff, &at("v2")]);
+    assert!(
+        summary.contains("uploaded 3 blob(s)") && summary.contains("skipped 1"),
+        "{summary}"
+    );
+    assert_eq!(layout_digest(&layout, "v2"), s.v2.digest);
+    assert_eq!(layout_digest(&layout, "v1"), s.v1.digest, "v1 still there");
+    assert!(temp_files(&layout).is_empty());
+    if let Flavour::Docker = flavour {
+        // skopeo 1.9 reads no Docker media types out of a layout; imo does.
+        run_ok(&["copy", &at("v2"), &s.dest_ref("v2")]);
+        assert_complete(&s.dest, "app", &s.v2);
+        assert_eq!(skopeo_pull_digest(&s.dest, "app:v2"), s.v2.digest);
+        return;
+    }
+    assert_eq!(sha256(&skopeo_raw(&at("v2"))), s.v2.digest);
+
+    // The layout is a complete source for skopeo, digest for digest.
+    let out = skopeo(&[
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &at("v2"),
+        &format!("docker://{}/app:v2", s.dest.host()),
+    ]);
+    ok(&out, "skopeo copy oci: docker://");
+    assert_eq!(sha256(&s.dest.manifest("app", "v2").0), s.v2.digest);
+    assert_complete(&s.dest, "app", &s.v2);
+}
+
+#[test]
+fn an_incremental_archive_lands_on_an_oci_layout() {
+    incremental_push_onto_a_layout(Flavour::Oci);
+}
+
+#[test]
+fn an_incremental_docker_archive_lands_on_an_oci_layout() {
+    incremental_push_onto_a_layout(Flavour::Docker);
+}
+
+#[test]
+fn a_push_onto_a_layout_that_fails_leaves_the_old_tag_whole() {
+    let s = setup(Flavour::Oci);
+    let layout = s.dir.path().join("far-side");
+    let at = format!("oci:{}:app", layout.display());
+    run_ok(&["pull", "scratch", &s.src_ref("v1"), "-o", &at]);
+    let index_before = std::fs::read(layout.join("index.json")).unwrap();
+
+    // A full v2 archive whose last layer was damaged in transit.
+    let full = s.path("v2.tar");
+    run_ok(&["pull", "scratch", &s.src_ref("v2"), "-o", &full]);
+    let victim = s.v2.layers[2].clone();
+    let damaged = s.path("damaged.tar");
+    rewrite_archive(
+        std::path::Path::new(&full),
+        std::path::Path::new(&damaged),
+        |name, body| {
+            if name.ends_with(victim.trim_start_matches("sha256:")) {
+                let last = body.len() - 1;
+                body[last] ^= 1;
+            }
+            true
+        },
+    );
+    let run = imo(&["push", "--quiet", "--jobs", "1", &damaged, &at]);
+    let err = one_line_failure(&run, &[&victim]);
+    assert!(err.contains("digest"), "{err}");
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        index_before,
+        "index.json untouched"
+    );
+    assert_eq!(
+        layout_digest(&layout, "app"),
+        s.v1.digest,
+        "the tag still names v1"
+    );
+    assert_eq!(sha256(&skopeo_raw(&at)), s.v1.digest);
+    assert!(temp_files(&layout).is_empty(), "{:?}", temp_files(&layout));
+
+    // Blobs missing from both the archive and the layout: refused before
+    // anything is written.
+    let diff = s.path("diff.tar");
+    run_ok(&["pull", &s.src_ref("v1"), &s.src_ref("v2"), "-o", &diff]);
+    let empty = s.dir.path().join("empty");
+    let run = imo(&[
+        "push",
+        "--quiet",
+        &diff,
+        &format!("oci:{}:v2", empty.display()),
+    ]);
+    one_line_failure(&run, &[&s.v1.layers[0]]);
+    assert!(!empty.join("index.json").exists());
+}

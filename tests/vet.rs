@@ -137,3 +137,74 @@ fn vet_looks_up_left_out_layers_in_parallel_and_names_each_missing_one() {
         assert_eq!(proxy.peak("HEAD"), at_once, "--jobs {jobs}");
     }
 }
+
+#[test]
+fn vet_onto_a_layout_names_what_it_lacks_and_writes_nothing() {
+    let src = Registry::start();
+    let os = layer(&[("etc/os-release", b"ID=test\n")]);
+    let v1 = push_image(
+        &src,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[os.clone(), layer(&[("a", b"1")])],
+    );
+    push_image(
+        &src,
+        "app",
+        Some("v2"),
+        Flavour::Oci,
+        host_arch(),
+        &[os, layer(&[("a", b"2")])],
+    );
+    let dir = workdir();
+    let diff = dir.path().join("diff.tar");
+    let diff = diff.to_str().unwrap();
+    ok(
+        &imo(&[
+            "pull",
+            &format!("{}/app:v1", src.host()),
+            &format!("{}/app:v2", src.host()),
+            "-o",
+            diff,
+        ]),
+        "pull",
+    );
+    // A layout holding something else: the shared layer is not there.
+    let layout = dir.path().join("layout");
+    let other = push_image(
+        &src,
+        "other",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[layer(&[("o", b"o")])],
+    );
+    ok(
+        &imo(&[
+            "pull",
+            "scratch",
+            &format!("{}/other:v1", src.host()),
+            "-o",
+            &format!("oci:{}:other", layout.display()),
+        ]),
+        "pull into a layout",
+    );
+    let index = std::fs::read(layout.join("index.json")).unwrap();
+    let out = imo(&["vet", diff, &format!("oci:{}:v2", layout.display())]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains(&v1.layers[0]), "{stdout}");
+    one_line_failure(&out, &["lacks 1 of the 1"]);
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index);
+    let _ = other;
+
+    // A layout that does not exist lacks everything, and is not made.
+    let none = dir.path().join("none");
+    let out = imo(&["vet", diff, &format!("oci:{}", none.display())]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&v1.layers[0]));
+    assert!(!none.exists());
+}

@@ -57,6 +57,15 @@ pub enum Error {
 /// Result with the guest's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<imo_grammar::Error> for Error {
+    fn from(e: imo_grammar::Error) -> Self {
+        match e {
+            imo_grammar::Error::InvalidReference(m) => Error::InvalidReference(m),
+            imo_grammar::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+        }
+    }
+}
+
 impl Error {
     /// An I/O error about `path`.
     pub fn io(path: &str, what: &str, err: &std::io::Error) -> Self {

@@ -1,14 +1,12 @@
-//! `inspect`: what an OCI archive holds and what it leaves to the destination.
+//! `inspect`: what an archive (or layout) holds and what it leaves to the
+//! destination.
 
-use std::collections::HashSet;
-
-use crate::archive::reader::ArchiveReader;
-use crate::digest::Digest;
+use crate::bindings::imo::incremental::types::Role;
 use crate::error::Result;
 use crate::manifest::Descriptor;
 use crate::plan::{Action, Plan};
 use crate::platform::Platform;
-use crate::source::{LayoutSource, SourceRef};
+use crate::source::{self, Transport};
 
 /// An archive's content, as a plan whose "left out" blobs are the absent ones.
 pub struct Inspection {
@@ -20,31 +18,10 @@ pub struct Inspection {
     pub missing: Vec<Descriptor>,
 }
 
-/// Inspects `FILE`, `oci-archive:FILE` or `oci-archive:FILE:TAG`.
+/// Inspects `FILE` (an OCI archive) or any transport's image, every platform.
 pub fn inspect(archive: &str) -> Result<Inspection> {
-    open(archive).map(|(_, inspection)| inspection)
-}
-
-/// Opens an archive for reading and inspects it.
-pub fn open(archive: &str) -> Result<(LayoutSource<ArchiveReader>, Inspection)> {
-    let (path, tag) = match SourceRef::parse(archive) {
-        Ok(SourceRef::Archive { path, tag }) => (path, tag),
-        _ => (archive.to_string(), None),
-    };
-    let reader = ArchiveReader::open(&path)?;
-    let present_digests: HashSet<Digest> = reader.blob_digests().collect();
-    let mut source = LayoutSource::new(reader, format!("oci-archive:{path}"), tag);
-    let decide = |d: &Descriptor, _is_layer: bool| {
-        if d.is_foreign() {
-            Action::Foreign
-        } else if present_digests.contains(&d.digest) {
-            Action::Include
-        } else {
-            Action::LeftOut
-        }
-    };
-    // Every platform: an archive's content is what it is.
-    let plan = Plan::build_with(&mut source, true, &Platform::default(), &decide)?;
+    let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
+    let plan = Plan::build(None, source.as_ref(), true, &Platform::default())?;
     let mut present: Vec<Descriptor> = plan.manifests.iter().map(|m| m.descriptor()).collect();
     present.extend(
         plan.blobs
@@ -52,18 +29,10 @@ pub fn open(archive: &str) -> Result<(LayoutSource<ArchiveReader>, Inspection)> 
             .filter(|b| b.action == Action::Include)
             .map(|b| b.desc.clone()),
     );
-    let missing = plan
-        .blobs
-        .iter()
-        .filter(|b| b.action == Action::LeftOut)
-        .map(|b| b.desc.clone())
-        .collect();
-    Ok((
-        source,
-        Inspection {
-            plan,
-            present,
-            missing,
-        },
-    ))
+    let missing = plan.left_out().map(|b| b.desc.clone()).collect();
+    Ok(Inspection {
+        plan,
+        present,
+        missing,
+    })
 }

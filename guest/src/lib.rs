@@ -4,19 +4,23 @@
 
 pub mod archive;
 pub mod concurrent;
+pub mod copy;
+pub mod destination;
 pub mod digest;
+pub mod engine;
 pub mod error;
+pub mod fsys;
 pub mod host;
 pub mod http;
 pub mod inspect;
 pub mod manifest;
 pub mod plan;
-pub mod platform;
 pub mod pull;
 pub mod push;
-pub mod reference;
 pub mod registry;
 pub mod source;
+
+pub use imo_grammar::{platform, reference};
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
@@ -76,6 +80,18 @@ fn push_options(o: wit::PushOptions) -> push::PushOptions {
         verify: o.verify,
         retry_times: o.retry_times,
         jobs: o.jobs,
+    }
+}
+
+fn push_report(r: copy::PushReport) -> wit::PushReport {
+    wit::PushReport {
+        destination: r.destination,
+        digest: r.digest,
+        uploaded: r.uploaded,
+        skipped: r.skipped,
+        mounted: r.mounted,
+        bytes_sent: r.bytes_sent,
+        manifests: r.manifests,
     }
 }
 
@@ -206,15 +222,26 @@ impl Guest for Component {
         options: wit::PushOptions,
     ) -> Result<wit::PushReport, wit::Error> {
         let r = push::push(&archive, &destination, &push_options(options))?;
-        Ok(wit::PushReport {
-            destination: r.destination,
-            digest: r.digest,
-            uploaded: r.uploaded,
-            skipped: r.skipped,
-            mounted: r.mounted,
-            bytes_sent: r.bytes_sent,
-            manifests: r.manifests,
-        })
+        Ok(push_report(r))
+    }
+
+    fn copy(
+        source: String,
+        destination: String,
+        o: wit::CopyOptions,
+    ) -> Result<wit::PushReport, wit::Error> {
+        let options = copy::TransferOptions {
+            platform: o.platform.map(platform_from),
+            all_platforms: o.all_platforms,
+            host_platform: platform_from(o.host_platform),
+            src_tls_verify: o.src_tls_verify,
+            dest_tls_verify: o.dest_tls_verify,
+            mount_from: o.mount_from,
+            chunk_size: o.chunk_size,
+            retry_times: o.retry_times,
+            jobs: o.jobs,
+        };
+        Ok(push_report(copy::copy(&source, &destination, &options)?))
     }
 
     fn inspect(archive: String) -> Result<wit::PlanReport, wit::Error> {

@@ -1,13 +1,16 @@
-//! The diff plan: which of FINAL's blobs go into the archive and which stay
-//! out because BASE has them. One value shared by `pull` and `plan`.
+//! The plan: the manifests of an image and the fate of each of its blobs:
+//! copied, left out (BASE has it, or the source lacks it, so the
+//! destination must) or foreign. One value shared by pull, plan, inspect,
+//! vet, push and copy, and walked by the copy engine.
 
 use std::collections::HashSet;
 
 use crate::archive::writer::Layout;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, MissingBlob, Result};
 use crate::manifest::{platforms, select_platform, Descriptor, LayoutIndex, Parsed, RawManifest};
 use crate::platform::Platform;
+use crate::reference::Reference;
 use crate::source::Source;
 
 /// Deepest index nesting followed (index -> index -> manifest is legal).
@@ -55,6 +58,10 @@ pub struct Plan {
     pub base: Option<String>,
     /// BASE's registry reference, when BASE is in a registry.
     pub base_registry: Option<String>,
+    /// FINAL's registry reference, when FINAL is in a registry.
+    pub source_registry: Option<Reference>,
+    /// The base an incremental source recorded it was made against.
+    pub recorded_base: Option<String>,
     /// The tag for `index.json`.
     pub tag: Option<String>,
     /// The descriptor `index.json` names.
@@ -68,7 +75,7 @@ pub struct Plan {
 }
 
 /// Every layer digest of every image BASE has, all platforms.
-pub fn base_layers(base: &mut dyn Source) -> Result<HashSet<Digest>> {
+pub fn base_layers(base: &dyn Source) -> Result<HashSet<Digest>> {
     let mut layers = HashSet::new();
     let mut queue = vec![(base.top()?, 0usize)];
     while let Some((m, depth)) = queue.pop() {
@@ -93,10 +100,11 @@ fn too_deep(name: &str) -> Error {
 
 impl Plan {
     /// Resolves FINAL (the whole tree with `all`, else the platform `want`)
-    /// and decides each blob against BASE's layers.
+    /// and decides each blob: foreign ones stay foreign; layers BASE has,
+    /// and blobs FINAL's source lacks, are left out; the rest is copied.
     pub fn build(
-        base: Option<&mut dyn Source>,
-        final_: &mut dyn Source,
+        base: Option<&dyn Source>,
+        final_: &dyn Source,
         all: bool,
         want: &Platform,
     ) -> Result<Plan> {
@@ -111,7 +119,7 @@ impl Plan {
         let decide = |desc: &Descriptor, is_layer: bool| {
             if desc.is_foreign() {
                 Action::Foreign
-            } else if is_layer && have.contains(&desc.digest) {
+            } else if (is_layer && have.contains(&desc.digest)) || !final_.holds(&desc.digest) {
                 Action::LeftOut
             } else {
                 Action::Include
@@ -125,7 +133,7 @@ impl Plan {
 
     /// Resolves FINAL and decides each blob with `decide(descriptor, is_layer)`.
     pub fn build_with(
-        final_: &mut dyn Source,
+        final_: &dyn Source,
         all: bool,
         want: &Platform,
         decide: &dyn Fn(&Descriptor, bool) -> Action,
@@ -136,6 +144,8 @@ impl Plan {
             tag: final_.tag(),
             base: None,
             base_registry: None,
+            source_registry: final_.registry_reference().cloned(),
+            recorded_base: final_.recorded_base(),
             top: top.descriptor(),
             reference,
             manifests: Vec::new(),
@@ -172,7 +182,7 @@ impl Plan {
 
     fn add(
         &mut self,
-        src: &mut dyn Source,
+        src: &dyn Source,
         m: RawManifest,
         entry: Option<Descriptor>,
         depth: usize,
@@ -216,18 +226,13 @@ impl Plan {
         Ok(())
     }
 
-    /// The archive's `index.json`.
-    pub fn index_json(&self) -> Vec<u8> {
-        LayoutIndex::new(
-            self.top.clone(),
-            self.tag.as_deref(),
-            self.base_registry.as_deref(),
-        )
-        .to_bytes()
+    /// The archive's `index.json`, naming the top manifest by `tag`.
+    pub fn index_json(&self, tag: Option<&str>) -> Vec<u8> {
+        LayoutIndex::new(self.top.clone(), tag, self.base_registry.as_deref()).to_bytes()
     }
 
     /// Blobs written into the archive, manifests included, each once.
-    fn written(&self) -> impl Iterator<Item = (&Digest, u64)> {
+    pub fn written(&self) -> impl Iterator<Item = (&Digest, u64)> {
         self.blobs
             .iter()
             .filter(|b| b.action == Action::Include)
@@ -248,14 +253,14 @@ impl Plan {
             .sum()
     }
 
-    /// Where each entry of the archive goes.
-    pub fn layout(&self) -> Layout {
-        Layout::new(self.written(), self.index_json().len() as u64)
+    /// Where each entry of the archive goes, its image named by `tag`.
+    pub fn layout(&self, tag: Option<&str>) -> Layout {
+        Layout::new(self.written(), self.index_json(tag).len() as u64)
     }
 
     /// The exact size of the archive file.
     pub fn archive_size(&self) -> u64 {
-        self.layout().size()
+        self.layout(self.tag.as_deref()).size()
     }
 
     /// Bytes of the layers left out.
@@ -271,6 +276,32 @@ impl Plan {
     /// Bytes of the whole image (every distributable blob and manifest).
     pub fn full_bytes(&self) -> u64 {
         self.archive_blob_bytes() + self.left_out_bytes()
+    }
+
+    /// The platforms of the images that use blob `d` (`-` where none is named).
+    pub fn platforms_of(&self, d: &Descriptor) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .images
+            .iter()
+            .filter(|i| i.blobs.iter().any(|b| b.desc.digest == d.digest))
+            .map(|i| {
+                i.platform
+                    .as_ref()
+                    .map_or("-".to_string(), |p| p.to_string())
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// Blob `d` as a destination's lack is reported.
+    pub fn missing_blob(&self, d: &Descriptor) -> MissingBlob {
+        MissingBlob {
+            digest: d.digest.to_string(),
+            size: d.size,
+            media_type: d.media_type.clone(),
+            platforms: self.platforms_of(d),
+        }
     }
 
     /// Number of distinct layers.

@@ -1,21 +1,14 @@
 //! `pull` and `plan`: resolve FINAL (and BASE), decide what goes in, then
-//! stream FINAL into an OCI archive without the layers BASE has.
+//! copy FINAL without the layers BASE has into an archive (or a layout).
 
-use std::cell::RefCell;
-use std::collections::HashSet;
-use std::io;
-
-use crate::archive::output::Output;
-use crate::archive::writer::{write_entry, Entry};
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
-use crate::concurrent::{block_on, run_all, Ready, Task};
-use crate::digest::{classify_io, Digest, VerifyingReader};
+use crate::destination::{self, Access};
+use crate::engine::{self, CopyOptions, LeftOut};
 use crate::error::{Error, Result};
-use crate::host::{blob_info, emit, ProgressReader};
-use crate::manifest::Descriptor;
-use crate::plan::{Action, Plan};
+use crate::host::emit;
+use crate::plan::Plan;
 use crate::platform::Platform;
-use crate::source::{Source, SourceRef};
+use crate::source::{self, Source, Transport};
 
 /// Options of `pull` and `plan`, already parsed.
 pub struct PullOptions {
@@ -56,23 +49,23 @@ pub struct PullReport {
 
 /// Opens FINAL (and BASE unless `scratch`) and plans the archive.
 fn open_and_plan(base: &str, final_: &str, opts: &PullOptions) -> Result<(Box<dyn Source>, Plan)> {
-    let final_ref = SourceRef::parse(final_)?;
+    let final_ref = Transport::parse(final_)?;
     let base_ref = match base {
         "scratch" => None,
-        b => Some(SourceRef::parse(b)?),
+        b => Some(Transport::parse(b)?),
     };
     let insecure = !opts.tls_verify;
-    let mut base_src = base_ref
-        .map(|b| b.open(Role::Base, insecure, opts.retry_times))
+    let base_src = base_ref
+        .map(|b| source::open(b, Role::Base, insecure, opts.retry_times))
         .transpose()?;
-    let mut final_src = final_ref.open(Role::Final, insecure, opts.retry_times)?;
+    let final_src = source::open(final_ref, Role::Final, insecure, opts.retry_times)?;
     let want = opts
         .platform
         .clone()
         .unwrap_or_else(|| opts.host_platform.clone());
     let plan = Plan::build(
-        base_src.as_mut().map(|b| b.as_mut() as &mut dyn Source),
-        final_src.as_mut(),
+        base_src.as_deref(),
+        final_src.as_ref(),
         opts.all_platforms,
         &want,
     )?;
@@ -84,11 +77,19 @@ pub fn plan(base: &str, final_: &str, opts: &PullOptions) -> Result<Plan> {
     open_and_plan(base, final_, opts).map(|(_, plan)| plan)
 }
 
-/// Runs a pull: up to `jobs` blobs stream at once, each into its place in
-/// the archive, verified as it arrives.
+/// Runs a pull: FINAL minus what BASE has, copied by the engine into
+/// `output` (an OCI archive file, `-` for stdout, `oci:DIR`,
+/// `oci-archive:FILE` or `docker-archive:FILE`), `jobs` blobs at once, each
+/// verified as it arrives.
 pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Result<PullReport> {
     if output.is_empty() {
         return Err(Error::InvalidArgument("output path is empty".into()));
+    }
+    let target = Transport::parse_file(output)?;
+    if let Transport::Registry(r) = &target {
+        return Err(Error::InvalidArgument(format!(
+            "pull writes FILE, oci:DIR, oci-archive:FILE or docker-archive:FILE, not registry {r}: to copy into a registry, use imo copy"
+        )));
     }
     let (source, plan) = open_and_plan(base, final_, opts)?;
     if let Some(base) = &plan.base {
@@ -99,82 +100,27 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
             )));
         }
     }
-    let out = Output::open(output)?;
-    let shown = out.display();
-    let write_err = |e: io::Error| Error::io(&shown, "write", &e);
-    let layout = plan.layout();
-    let sink = RefCell::new(out);
-    let mut report = PullReport {
+    let access = Access {
+        tls_verify: true,
+        retry_times: opts.retry_times,
+        chunk_size: 0,
+        write: true,
+    };
+    let dest = destination::open(target, access)?;
+    let options = CopyOptions {
+        jobs: opts.jobs,
+        left_out: LeftOut::Record,
+        reuse_from: &[],
+    };
+    let r = engine::copy(&plan, &*source, dest, &options)?;
+    Ok(PullReport {
         reference: plan.reference.clone(),
         digest: plan.top.digest.to_string(),
-        ..PullReport::default()
-    };
-    let mut fetch = Vec::new();
-    for blob in &plan.blobs {
-        match blob.action {
-            Action::Include => fetch.push(&blob.desc),
-            Action::LeftOut => {
-                report.layers_left_out += 1;
-                report.bytes_left_out += blob.desc.size;
-                emit(ProgressEvent::BlobSkipped(blob_info(&blob.desc)));
-            }
-            Action::Foreign => {}
-        }
-    }
-    block_on(layout.write_start(&sink)).map_err(write_err)?;
-    let (src, out, shown) = (&*source, &sink, &shown);
-    let copies = fetch.iter().map(|&d| -> Task<'_, (), Error> {
-        let entry = layout.blob(&d.digest);
-        Box::pin(copy_blob(src, d, entry, out, shown))
-    });
-    run_all(opts.jobs as usize, copies)?;
-    report.blobs_written = fetch.len() as u32;
-    report.bytes_written = fetch.iter().map(|d| d.size).sum();
-
-    let mut written: HashSet<&Digest> = fetch.iter().map(|d| &d.digest).collect();
-    for m in &plan.manifests {
-        if !written.insert(&m.digest) {
-            continue;
-        }
-        let entry = placed(layout.blob(&m.digest), &m.digest)?;
-        block_on(write_entry(&sink, entry, &mut Ready(&m.bytes[..]))).map_err(write_err)?;
-        report.manifests += 1;
-        report.bytes_written += m.bytes.len() as u64;
-    }
-    block_on(layout.write_end(&sink, &plan.index_json())).map_err(write_err)?;
-    sink.into_inner().commit()?;
-    report.archive_size = layout.size();
-    Ok(report)
-}
-
-/// The layout places every blob of the plan; anything else is a bug, told
-/// as one.
-fn placed<'a>(entry: Option<&'a Entry>, digest: &Digest) -> Result<&'a Entry> {
-    entry.ok_or_else(|| Error::Io(format!("blob {digest} has no place in the archive")))
-}
-
-/// Streams blob `d` from `source` into its `entry`, verified on the way.
-async fn copy_blob(
-    source: &dyn Source,
-    d: &Descriptor,
-    entry: Option<&Entry>,
-    sink: &RefCell<Output>,
-    shown: &str,
-) -> Result<()> {
-    let entry = placed(entry, &d.digest)?;
-    emit(ProgressEvent::BlobStarted(blob_info(d)));
-    let body = source.blob(d)?;
-    let mut verified = VerifyingReader::new(
-        ProgressReader::new(body, &d.digest),
-        d.digest.clone(),
-        d.size,
-        source.name(),
-    );
-    write_entry(sink, entry, &mut verified).await.map_err(|e| {
-        classify_io(e, |e| {
-            Error::Network(format!("copying blob {} to {shown}: {e}", d.digest))
-        })
-    })?;
-    emit(ProgressEvent::BlobFinished(d.digest.to_string()));
-    Ok(())
+        manifests: r.manifests,
+        blobs_written: r.transferred,
+        bytes_written: r.bytes + r.manifest_bytes,
+        layers_left_out: r.left_out,
+        bytes_left_out: r.left_out_bytes,
+        archive_size: r.size.unwrap_or(r.bytes + r.manifest_bytes),
+    })
 }

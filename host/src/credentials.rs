@@ -19,14 +19,6 @@ use serde::Deserialize;
 
 use crate::runtime::{BasicCredential, Credential, Role};
 
-/// Docker Hub's names, all meaning one registry.
-const DOCKER_HUB_ALIASES: [&str; 4] = [
-    "docker.io",
-    "index.docker.io",
-    "registry-1.docker.io",
-    "registry.hub.docker.com",
-];
-
 /// The key docker uses for Docker Hub in files and helpers.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
@@ -49,19 +41,7 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
-/// A registry name as auth files write it: `https://host/v1/` -> `host`,
-/// Docker Hub's aliases -> `docker.io`.
-pub fn normalise_registry(key: &str) -> String {
-    let host = key
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = host.split('/').next().unwrap_or(host);
-    if DOCKER_HUB_ALIASES.contains(&host) {
-        "docker.io".to_string()
-    } else {
-        host.to_string()
-    }
-}
+pub use imo_grammar::reference::normalise_registry;
 
 /// Everything the user configured, read once up front.
 #[derive(Default)]

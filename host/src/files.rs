@@ -1,10 +1,13 @@
-//! Maps the paths the user names to directories granted to the component:
-//! the output file's directory (read-write) and the directories of `oci:` and
-//! `oci-archive:` inputs (read-only), each at its own absolute path.
+//! Maps the paths the user names to directories granted to the component,
+//! each at its own absolute path: an output file's directory and an output
+//! `oci:` layout (read-write; its parent, when the layout is yet to be
+//! made), and the files and directories of inputs (read-only). Transport
+//! names are read with the guest's own grammar.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use imo_grammar::transport::Transport;
 
 /// A directory granted to the guest.
 pub struct Grant {
@@ -18,19 +21,6 @@ pub struct Grant {
 #[derive(Default)]
 pub struct Grants {
     dirs: Vec<Grant>,
-}
-
-/// Where an archive goes.
-pub enum Output {
-    /// Standard output.
-    Stdout,
-    /// A file; `guest_path` is its absolute path inside a granted directory.
-    File {
-        /// As the user wrote it, for messages.
-        given: String,
-        /// The path the guest writes.
-        guest_path: String,
-    },
 }
 
 fn utf8(path: &Path, given: &str) -> Result<String> {
@@ -52,10 +42,11 @@ impl Grants {
         }
     }
 
-    /// Checks `-o PATH`, grants its directory and says what the guest writes.
-    pub fn output(&mut self, given: &str) -> Result<Output> {
+    /// Checks an output file, grants its directory and returns the path the
+    /// guest writes (`-`, standard output, stays `-`).
+    pub fn output(&mut self, given: &str) -> Result<String> {
         if given == "-" {
-            return Ok(Output::Stdout);
+            return Ok(given.to_string());
         }
         if given.is_empty() {
             bail!("output path is empty");
@@ -86,10 +77,7 @@ impl Grants {
         }
         let guest_path = utf8(&dir.join(name), given)?;
         self.grant(dir, true);
-        Ok(Output::File {
-            given: given.to_string(),
-            guest_path,
-        })
+        Ok(guest_path)
     }
 
     /// Grants read access to an existing file's directory; returns the
@@ -115,49 +103,114 @@ impl Grants {
         Ok(abs)
     }
 
-    /// For an `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]` reference, grants
-    /// the path and rewrites it absolute; other references pass unchanged.
+    /// For a file transport (`oci:`, `oci-archive:`, `docker-archive:`),
+    /// grants the path for reading and rewrites it absolute; registry
+    /// references pass unchanged.
     pub fn source(&mut self, reference: &str) -> Result<String> {
-        for (prefix, is_dir) in [("oci-archive:", false), ("oci:", true)] {
-            if let Some(rest) = reference.strip_prefix(prefix) {
-                // As skopeo: the path ends at the first ':'.
-                let (path, tag) = match rest.split_once(':') {
-                    Some((p, t)) => (p, Some(t)),
-                    None => (rest, None),
-                };
-                if path.is_empty() {
-                    bail!("invalid reference {reference:?}: {prefix} needs a path");
-                }
-                let abs = if is_dir {
-                    self.input_dir(path)?
-                } else {
-                    self.input_file(path)?
-                };
-                return Ok(match tag {
-                    Some(t) => format!("{prefix}{abs}:{t}"),
-                    None => format!("{prefix}{abs}"),
-                });
+        self.input(reference, Transport::parse(reference)?)
+    }
+
+    /// An archive argument: a plain path is an OCI archive, else as
+    /// [`Grants::source`].
+    pub fn archive(&mut self, given: &str) -> Result<String> {
+        self.input(given, Transport::parse_file(given)?)
+    }
+
+    fn input(&mut self, given: &str, t: Transport) -> Result<String> {
+        let abs = match &t {
+            Transport::Registry(_) => return Ok(given.to_string()),
+            Transport::Layout { path, .. } => self.input_dir(path)?,
+            Transport::Archive { path, .. } | Transport::DockerArchive { path, .. } => {
+                self.input_file(path)?
             }
+        };
+        Ok(rewrite(given, &t, &abs))
+    }
+
+    /// Grants what a destination needs: a file's directory (read-write), a
+    /// layout directory or, if it is yet to be made, its parent
+    /// (read-write; read-only when `write` is false, as for `vet`).
+    /// `bare_is_file` says how a name without a transport is read.
+    pub fn target(&mut self, given: &str, bare_is_file: bool, write: bool) -> Result<Target> {
+        let t = if bare_is_file {
+            Transport::parse_file(given)?
+        } else {
+            Transport::parse(given)?
+        };
+        let abs = match &t {
+            Transport::Registry(_) => {
+                return Ok(Target {
+                    guest: given.to_string(),
+                    shown: given.to_string(),
+                })
+            }
+            Transport::Archive { path, .. } if path == "-" => {
+                return Ok(Target {
+                    guest: given.to_string(),
+                    shown: "standard output".into(),
+                })
+            }
+            Transport::Layout { path, .. } => self.layout_dir(path, write)?,
+            Transport::Archive { path, .. } | Transport::DockerArchive { path, .. } => {
+                self.output(path)?
+            }
+        };
+        let shown = match &t {
+            Transport::Archive { path, tag: None } if path == given => given.to_string(),
+            _ => t.to_string(),
+        };
+        Ok(Target {
+            guest: rewrite(given, &t, &abs),
+            shown,
+        })
+    }
+
+    /// A layout directory to write into (or look at): granted itself if it
+    /// exists, else its parent, in which the guest makes it.
+    fn layout_dir(&mut self, given: &str, write: bool) -> Result<String> {
+        let path = Path::new(given);
+        if path.is_dir() {
+            let dir = std::fs::canonicalize(path).with_context(|| format!("cannot use {given}"))?;
+            let abs = utf8(&dir, given)?;
+            self.grant(dir, write);
+            return Ok(abs);
         }
-        Ok(reference.to_string())
+        if path.exists() {
+            bail!("cannot use oci:{given}: it is not a directory");
+        }
+        let name = path
+            .file_name()
+            .with_context(|| format!("oci:{given} names no directory"))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = std::fs::canonicalize(parent).with_context(|| {
+            format!(
+                "cannot write oci:{given}: directory {} does not exist",
+                parent.display()
+            )
+        })?;
+        let abs = utf8(&dir.join(name), given)?;
+        self.grant(dir, write);
+        Ok(abs)
     }
 }
 
-impl Output {
-    /// The path the guest is given.
-    pub fn guest_path(&self) -> &str {
-        match self {
-            Output::Stdout => "-",
-            Output::File { guest_path, .. } => guest_path,
-        }
-    }
+/// A destination as the guest is given it, and as messages show it.
+pub struct Target {
+    /// The name the guest gets: its path absolute, in a granted directory.
+    pub guest: String,
+    /// The name the user gave, for messages.
+    pub shown: String,
+}
 
-    /// How messages name it.
-    pub fn shown(&self) -> &str {
-        match self {
-            Output::Stdout => "standard output",
-            Output::File { given, .. } => given,
-        }
+/// `given` with its path replaced by `abs`. A plain path stays plain: as a
+/// transport name, a `:` in it would start a tag.
+fn rewrite(given: &str, t: &Transport, abs: &str) -> String {
+    match t {
+        Transport::Archive { path, tag: None } if path == given => abs.to_string(),
+        _ => t.with_path(abs).to_string(),
     }
 }
 
@@ -170,10 +223,9 @@ mod tests {
         let tmp = std::env::temp_dir().canonicalize().unwrap();
         let given = format!("{}/x.tar", tmp.display());
         let mut g = Grants::default();
-        let o = g.output(&given).unwrap();
-        assert_eq!(o.guest_path(), given);
+        assert_eq!(g.output(&given).unwrap(), given);
         assert!(g.dirs()[0].writable && g.dirs()[0].dir == tmp);
-        assert!(matches!(g.output("-").unwrap(), Output::Stdout));
+        assert_eq!(g.output("-").unwrap(), "-");
         let err = g.output("/no/such/dir/x.tar").err().unwrap().to_string();
         assert!(
             err.contains("/no/such/dir/x.tar") && err.contains("does not exist"),

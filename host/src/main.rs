@@ -17,6 +17,8 @@ use clap::{Args, Parser, Subcommand};
 
 use credentials::Credentials;
 use files::Grants;
+use imo_grammar::reference::registry_authority;
+use imo_grammar::transport::Transport;
 use progress::Progress;
 use runtime::{Capabilities, Role};
 
@@ -68,9 +70,40 @@ enum Command {
     Pull {
         #[command(flatten)]
         images: ImageArgs,
-        /// Archive to write; `-` writes it to standard output.
+        /// Where to write: FILE (an OCI archive; `-` for standard output),
+        /// oci-archive:FILE[:TAG], oci:DIR[:TAG] (made, or added to) or
+        /// docker-archive:FILE[:REF] (what `docker load` reads; whole images only).
         #[arg(short, long, value_name = "FILE")]
         output: String,
+    },
+    /// Copy an image from any source to any destination, digest for digest:
+    /// registries (`docker://` optional), oci:DIR[:TAG],
+    /// oci-archive:FILE[:TAG], docker-archive:FILE[:REF].
+    Copy {
+        /// The image to copy.
+        source: String,
+        /// Where it goes; without a tag, the source's own.
+        destination: String,
+        /// Platform to take out of an index, OS/ARCH[/VARIANT] (default: this machine's).
+        #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
+        platform: Option<String>,
+        /// Keep the whole index and every platform's image.
+        #[arg(long)]
+        all_platforms: bool,
+        /// Require HTTPS with a verified certificate for the source registry.
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        src_tls_verify: bool,
+        /// Credentials for the source registry, USER:PASSWORD.
+        #[arg(long, alias = "final-creds", value_name = "USER:PASSWORD")]
+        src_creds: Option<String>,
+        /// Repository on the destination registry to mount missing blobs from (repeatable).
+        #[arg(long, value_name = "REPO")]
+        mount_from: Vec<String>,
+        /// Upload blobs larger than this many bytes in chunks of this size.
+        #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+        chunk_size: u64,
+        #[command(flatten)]
+        dest: DestArgs,
     },
     /// Show what `pull` would write: each layer kept or left out, and totals.
     Plan {
@@ -82,9 +115,9 @@ enum Command {
     },
     /// Check that DESTINATION holds every blob the archive leaves out.
     Vet {
-        /// The archive: FILE or oci-archive:FILE[:TAG].
+        /// The archive: FILE, oci-archive:FILE[:TAG] or oci:DIR[:TAG].
         archive: String,
-        /// REGISTRY/REPO[:TAG].
+        /// REGISTRY/REPO[:TAG] or oci:DIR[:TAG].
         destination: String,
         /// Also re-hash every blob inside the archive.
         #[arg(long)]
@@ -95,9 +128,9 @@ enum Command {
     /// Upload the archive to DESTINATION so that its image resolves there by
     /// tag and by its original digest.
     Push {
-        /// The archive: FILE or oci-archive:FILE[:TAG].
+        /// The archive: FILE, oci-archive:FILE[:TAG] or oci:DIR[:TAG].
         archive: String,
-        /// REGISTRY/REPO[:TAG]; without a tag, the archive's own.
+        /// REGISTRY/REPO[:TAG] or oci:DIR[:TAG]; without a tag, the archive's own.
         destination: String,
         /// Repository on the destination registry to mount missing blobs from (repeatable).
         #[arg(long, value_name = "REPO")]
@@ -120,7 +153,8 @@ enum Command {
     },
     /// Show what an OCI archive holds and which blobs it leaves out.
     Inspect {
-        /// The archive: FILE or oci-archive:FILE[:TAG].
+        /// The archive: FILE, oci-archive:FILE[:TAG], oci:DIR[:TAG] or
+        /// docker-archive:FILE[:REF].
         archive: String,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -178,11 +212,17 @@ impl DestArgs {
         }
     }
 
-    fn credentials(&self, auth_files: &[std::path::PathBuf]) -> Result<Credentials> {
+    /// Credentials for the destination, and for a source (`copy`'s
+    /// `--src-creds`, used in the final role).
+    fn credentials(
+        &self,
+        auth_files: &[std::path::PathBuf],
+        src_creds: Option<&str>,
+    ) -> Result<Credentials> {
         Credentials::load(
             [
                 (Role::Base, "--base-creds", None),
-                (Role::Final, "--final-creds", None),
+                (Role::Final, "--src-creds", src_creds),
                 (
                     Role::Destination,
                     "--dest-creds",
@@ -197,23 +237,14 @@ impl DestArgs {
 /// The registry (`host[:port]`, as requests name it) of an image reference;
 /// `None` for `scratch` and file transports.
 fn registry_of(reference: &str) -> Option<String> {
-    if reference == "scratch"
-        || reference.starts_with("oci:")
-        || reference.starts_with("oci-archive:")
-    {
+    if reference == "scratch" {
         return None;
     }
-    let r = reference.strip_prefix("docker://").unwrap_or(reference);
-    let first = r.split('/').next().unwrap_or(r);
-    if r.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
-        Some(if first == "docker.io" || first == "index.docker.io" {
-            "registry-1.docker.io".into()
-        } else {
-            first.to_string()
-        })
-    } else {
-        Some("registry-1.docker.io".into())
-    }
+    // The guest parses the same grammar: what it would reach is allowed.
+    Transport::parse(reference)
+        .ok()?
+        .registry()
+        .map(|r| registry_authority(r).to_string())
 }
 
 /// The network for a command: it may reach the registries of `references`
@@ -230,15 +261,6 @@ fn network(
     }
     let insecure = insecure.iter().filter_map(|r| registry_of(r)).collect();
     network::Network::new(cert_dir, insecure, allowed)
-}
-
-/// Grants the archive for reading; returns the path the guest is given.
-fn grant_archive(grants: &mut Grants, archive: &str) -> Result<String> {
-    if archive.starts_with("oci-archive:") {
-        grants.source(archive)
-    } else {
-        grants.input_file(archive)
-    }
 }
 
 impl ImageArgs {
@@ -283,6 +305,21 @@ impl ImageArgs {
         };
         Ok((base, final_, options, creds))
     }
+}
+
+/// The summary line of push and copy.
+fn print_landed(verb: &str, report: &runtime::PushReport, started: std::time::Instant) {
+    eprintln!(
+        "{verb} {} ({}) in {}: uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
+        report.destination,
+        report.digest,
+        progress::seconds(started.elapsed()),
+        report.uploaded,
+        progress::bytes(report.bytes_sent),
+        report.skipped,
+        report.mounted,
+        report.manifests,
+    );
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
@@ -333,17 +370,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pull { images, output } => {
             let (base, final_, options, creds) =
                 images.prepare(&mut grants, &auth_files, cli.retry_times, cli.jobs)?;
-            let output = grants.output(&output)?;
+            let output = grants.target(&output, true, true)?;
             let caps = common.caps(
                 grants,
                 creds,
                 &[&images.base, &images.final_],
                 &images.insecure(),
             )?;
-            let report = runtime::pull(caps, &base, &final_, output.guest_path(), &options)?;
+            let report = runtime::pull(caps, &base, &final_, &output.guest, &options)?;
             eprintln!(
                 "wrote {} ({} bytes) in {}: {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
-                output.shown(),
+                output.shown,
                 report.archive_size,
                 progress::seconds(started.elapsed()),
                 report.manifests,
@@ -379,7 +416,8 @@ fn run(cli: Cli) -> Result<()> {
             verify,
             dest,
         } => {
-            let guest_archive = grant_archive(&mut grants, &archive)?;
+            let guest_archive = grants.archive(&archive)?;
+            let target = grants.target(&destination, false, false)?;
             let options = runtime::PushOptions {
                 tls_verify: dest.dest_tls_verify,
                 mount_from: Vec::new(),
@@ -388,9 +426,9 @@ fn run(cli: Cli) -> Result<()> {
                 retry_times: cli.retry_times,
                 jobs: cli.jobs,
             };
-            let creds = dest.credentials(&auth_files)?;
+            let creds = dest.credentials(&auth_files, None)?;
             let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
-            let report = runtime::vet(caps, &guest_archive, &destination, &options)?;
+            let report = runtime::vet(caps, &guest_archive, &target.guest, &options)?;
             for m in &report.missing {
                 println!(
                     "missing {} {} {}",
@@ -424,7 +462,8 @@ fn run(cli: Cli) -> Result<()> {
             chunk_size,
             dest,
         } => {
-            let guest_archive = grant_archive(&mut grants, &archive)?;
+            let guest_archive = grants.archive(&archive)?;
+            let target = grants.target(&destination, false, true)?;
             let options = runtime::PushOptions {
                 tls_verify: dest.dest_tls_verify,
                 mount_from,
@@ -433,20 +472,44 @@ fn run(cli: Cli) -> Result<()> {
                 retry_times: cli.retry_times,
                 jobs: cli.jobs,
             };
-            let creds = dest.credentials(&auth_files)?;
+            let creds = dest.credentials(&auth_files, None)?;
             let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
-            let report = runtime::push(caps, &guest_archive, &destination, &options)?;
-            eprintln!(
-                "pushed {} ({}) in {}: uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
-                report.destination,
-                report.digest,
-                progress::seconds(started.elapsed()),
-                report.uploaded,
-                progress::bytes(report.bytes_sent),
-                report.skipped,
-                report.mounted,
-                report.manifests,
-            );
+            let report = runtime::push(caps, &guest_archive, &target.guest, &options)?;
+            print_landed("pushed", &report, started);
+            Ok(())
+        }
+        Command::Copy {
+            source,
+            destination,
+            platform,
+            all_platforms,
+            src_tls_verify,
+            src_creds,
+            mount_from,
+            chunk_size,
+            dest,
+        } => {
+            let guest_source = grants.source(&source)?;
+            let target = grants.target(&destination, false, true)?;
+            let options = runtime::CopyOptions {
+                platform: platform.as_deref().map(platform::parse).transpose()?,
+                all_platforms,
+                host_platform: platform::host(),
+                src_tls_verify,
+                dest_tls_verify: dest.dest_tls_verify,
+                mount_from,
+                chunk_size,
+                retry_times: cli.retry_times,
+                jobs: cli.jobs,
+            };
+            let creds = dest.credentials(&auth_files, src_creds.as_deref())?;
+            let mut insecure = dest.insecure(&destination);
+            if !src_tls_verify {
+                insecure.push(&source);
+            }
+            let caps = common.caps(grants, creds, &[&source, &destination], &insecure)?;
+            let report = runtime::copy(caps, &guest_source, &target.guest, &options)?;
+            print_landed("copied", &report, started);
             Ok(())
         }
         Command::Component { output, command } => {
@@ -476,7 +539,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect { archive, json } => {
-            let guest_archive = grant_archive(&mut grants, &archive)?;
+            let guest_archive = grants.archive(&archive)?;
             let caps = common.caps(grants, Credentials::default(), &[], &[])?;
             let report = runtime::inspect(caps, &guest_archive)?;
             if json {

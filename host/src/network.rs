@@ -88,11 +88,13 @@ impl AllowList {
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
         for v in headers.get_all(http::header::WWW_AUTHENTICATE).iter() {
+            // The parser the guest uses: every challenge's realm, any case.
             let text = v.to_str().unwrap_or_default();
-            if let Some(start) = text.find("realm=\"") {
-                let rest = &text[start + 7..];
-                targets.extend(rest.split('"').next().map(str::to_string));
-            }
+            targets.extend(
+                imo_grammar::challenge::parse(text)
+                    .into_iter()
+                    .filter_map(|c| c.params.get("realm").cloned()),
+            );
         }
         for t in targets {
             // Relative locations stay on the same host.

@@ -1,6 +1,6 @@
 //! The host machine's platform, which selects a child out of an index by default.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::runtime::Platform;
 
@@ -29,16 +29,13 @@ pub fn host() -> Platform {
     }
 }
 
-/// Parses `--platform OS/ARCH[/VARIANT]`.
+/// Parses `--platform OS/ARCH[/VARIANT]` with the guest's own parser.
 pub fn parse(s: &str) -> Result<Platform> {
-    let parts: Vec<&str> = s.split('/').collect();
-    if parts.iter().any(|p| p.is_empty()) || !(2..=3).contains(&parts.len()) {
-        bail!("invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64");
-    }
+    let p = imo_grammar::platform::Platform::parse(s)?;
     Ok(Platform {
-        os: parts[0].to_string(),
-        architecture: parts[1].to_string(),
-        variant: parts.get(2).map(|v| v.to_string()),
+        os: p.os,
+        architecture: p.architecture,
+        variant: p.variant,
     })
 }
 

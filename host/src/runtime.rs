@@ -31,8 +31,9 @@ mod bindings {
 
 use bindings::imo::incremental::hashing::Algorithm as HashAlgorithm;
 pub use bindings::imo::incremental::types::{
-    BasicCredential, BlobAction, BlobInfo, Credential, Error as GuestError, PlanReport, Platform,
-    ProgressEvent, PullOptions, PullReport, PushOptions, PushReport, Role, VetReport,
+    BasicCredential, BlobAction, BlobInfo, CopyOptions, Credential, Error as GuestError,
+    PlanReport, Platform, ProgressEvent, PullOptions, PullReport, PushOptions, PushReport, Role,
+    VetReport,
 };
 
 /// wasmtime has its own error type; this gives it anyhow's `context`.
@@ -405,6 +406,21 @@ pub fn push(
     let (mut store, imo) = instantiate(caps)?;
     imo.imo_incremental_api()
         .call_push(&mut store, archive, destination, options)
+        .map_err(|e| trap(e, limits))?
+        .map_err(message)
+}
+
+/// Runs `copy` in the component.
+pub fn copy(
+    caps: Capabilities,
+    source: &str,
+    destination: &str,
+    options: &CopyOptions,
+) -> Result<PushReport> {
+    let limits = caps.limits;
+    let (mut store, imo) = instantiate(caps)?;
+    imo.imo_incremental_api()
+        .call_copy(&mut store, source, destination, options)
         .map_err(|e| trap(e, limits))?
         .map_err(message)
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod docker_save;
 pub mod faults;
 
 use std::collections::BTreeMap;
@@ -214,8 +215,8 @@ impl Drop for Registry {
     }
 }
 
-/// A deterministic gzip'd tar layer holding `files`.
-pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+/// A deterministic tar holding `files`: an uncompressed layer.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     for (name, data) in files {
         let mut h = tar::Header::new_ustar();
@@ -225,7 +226,12 @@ pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
         h.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut h, name, *data).expect("tar layer");
     }
-    let raw = tar.into_inner().expect("tar layer");
+    tar.into_inner().expect("tar layer")
+}
+
+/// A deterministic gzip'd tar layer holding `files`.
+pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let raw = tar_of(files);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).expect("gzip layer");
     gz.finish().expect("gzip layer")
@@ -360,6 +366,35 @@ pub fn push_index(
         config: String::new(),
         layers: Vec::new(),
     }
+}
+
+/// Pushes an amd64 + arm64 index; returns (index, amd64 child, arm64 child).
+pub fn push_two_platforms(reg: &Registry, flavour: Flavour) -> (Pushed, Pushed, Pushed) {
+    let shared = layer(&[("etc/os-release", b"ID=test\n")]);
+    let amd = push_image(
+        reg,
+        "multi",
+        None,
+        flavour,
+        "amd64",
+        &[shared.clone(), layer(&[("bin/app", b"amd64")])],
+    );
+    let arm = push_image(
+        reg,
+        "multi",
+        None,
+        flavour,
+        "arm64",
+        &[shared, layer(&[("bin/app", b"arm64")])],
+    );
+    let index = push_index(
+        reg,
+        "multi",
+        "v1",
+        flavour,
+        &[(&amd, "amd64"), (&arm, "arm64")],
+    );
+    (index, amd, arm)
 }
 
 /// A registry with app:v1 (one small layer), pulled in full by imo into

@@ -34,8 +34,19 @@ fn normalise(name: &str) -> Option<String> {
 }
 
 impl ArchiveReader {
-    /// Opens and indexes `path`.
+    /// Opens and indexes `path`, an OCI archive (it must hold `index.json`).
     pub fn open(path: &str) -> Result<Self> {
+        let r = ArchiveReader::open_tar(path)?;
+        if !r.contains("index.json") {
+            return Err(Error::CorruptArchive(format!(
+                "{path} is not an OCI archive: it has no index.json"
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Opens and indexes `path`, any tar: its regular files by name.
+    pub fn open_tar(path: &str) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, "read", &e))?;
         let not_tar = |e: std::io::Error| {
             Error::CorruptArchive(format!("{path} is not a readable tar archive: {e}"))
@@ -66,11 +77,6 @@ impl ArchiveReader {
                     )));
                 }
             }
-        }
-        if !entries.contains_key("index.json") {
-            return Err(Error::CorruptArchive(format!(
-                "{path} is not an OCI archive: it has no index.json"
-            )));
         }
         let len = file
             .metadata()
@@ -153,6 +159,7 @@ impl ArchiveReader {
 mod tests {
     use super::*;
     use crate::archive::writer::in_memory;
+    use crate::digest::DigestOf;
 
     fn temp(name: &str, bytes: &[u8]) -> String {
         let p = std::env::temp_dir().join(format!("imo-reader-{name}-{}", std::process::id()));

@@ -12,6 +12,8 @@ use std::task::Poll;
 
 use crate::concurrent::{self, PollRead, Ready};
 use crate::digest::Digest;
+#[cfg(test)]
+use crate::digest::DigestOf;
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -82,6 +84,59 @@ fn header(path: &str, size: u64, directory: bool) -> Vec<u8> {
     std::mem::take(b.get_mut())
 }
 
+/// Places entries one after another, each at the offset a sequential
+/// writer would give it; a directory entry goes before the first file that
+/// needs it, when asked for.
+#[derive(Debug, Default)]
+pub struct Planner {
+    at: u64,
+    dirs: HashSet<String>,
+}
+
+impl Planner {
+    /// An empty tar.
+    pub fn new() -> Self {
+        Planner::default()
+    }
+
+    /// A tar whose next entry goes at `offset` (after entries placed before).
+    pub fn starting_at(offset: u64) -> Self {
+        Planner {
+            at: offset,
+            dirs: HashSet::new(),
+        }
+    }
+
+    /// Places file `path` of `size` bytes, after entries for those of
+    /// `dirs` (each ending in `/`) not placed yet.
+    pub fn file(&mut self, dirs: &[&str], path: &str, size: u64) -> Entry {
+        let mut head = Vec::new();
+        for d in dirs {
+            if self.dirs.insert(d.to_string()) {
+                head.extend(header(d, 0, true));
+            }
+        }
+        head.extend(header(path, size, false));
+        let e = Entry {
+            offset: self.at,
+            header: head,
+            size,
+        };
+        self.at = e.end();
+        e
+    }
+
+    /// Where the end-of-archive blocks go, and the size of the whole tar.
+    pub fn finish(self) -> (u64, u64) {
+        (self.at, self.at + ZEROS.len() as u64)
+    }
+}
+
+/// Writes the end-of-archive blocks at `offset`.
+pub async fn write_end_blocks(sink: &RefCell<impl Sink + ?Sized>, offset: u64) -> io::Result<()> {
+    write_at(sink, offset, &ZEROS).await
+}
+
 impl Layout {
     /// The layout of an archive holding these blobs (duplicates once) and an
     /// `index.json` of `index_json_len` bytes.
@@ -89,41 +144,19 @@ impl Layout {
         blobs: impl IntoIterator<Item = (&'a Digest, u64)>,
         index_json_len: u64,
     ) -> Layout {
-        let place = |offset: u64, header: Vec<u8>, size: u64| Entry {
-            offset,
-            header,
-            size,
-        };
-        let oci_layout = place(
-            0,
-            header("oci-layout", OCI_LAYOUT.len() as u64, false),
-            OCI_LAYOUT.len() as u64,
-        );
-        let mut at = oci_layout.end();
-        let mut dirs = HashSet::new();
+        let mut planner = Planner::new();
+        let oci_layout = planner.file(&[], "oci-layout", OCI_LAYOUT.len() as u64);
         let mut placed = HashMap::new();
         for (digest, size) in blobs {
             if placed.contains_key(digest) {
                 continue;
             }
-            let mut head = Vec::new();
-            if dirs.insert("blobs") {
-                head.extend(header("blobs/", 0, true));
-            }
-            if dirs.insert(digest.algorithm()) {
-                head.extend(header(&format!("blobs/{}/", digest.algorithm()), 0, true));
-            }
-            head.extend(header(&digest.blob_path(), size, false));
-            let e = place(at, head, size);
-            at = e.end();
+            let alg_dir = format!("blobs/{}/", digest.algorithm());
+            let e = planner.file(&["blobs/", &alg_dir], &digest.blob_path(), size);
             placed.insert(digest.clone(), e);
         }
-        let index_json = place(
-            at,
-            header("index.json", index_json_len, false),
-            index_json_len,
-        );
-        let len = index_json.end() + ZEROS.len() as u64;
+        let index_json = planner.file(&[], "index.json", index_json_len);
+        let (_, len) = planner.finish();
         Layout {
             oci_layout,
             blobs: placed,
@@ -154,7 +187,7 @@ impl Layout {
         index_json: &[u8],
     ) -> io::Result<()> {
         write_entry(sink, &self.index_json, &mut Ready(index_json)).await?;
-        write_at(sink, self.index_json.end(), &ZEROS).await
+        write_end_blocks(sink, self.index_json.end()).await
     }
 }
 

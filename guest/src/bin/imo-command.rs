@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use imo_guest::error::Result;
 use imo_guest::platform::Platform;
-use imo_guest::{inspect, pull, push};
+use imo_guest::{copy, inspect, pull, push};
 
 /// Blobs transferred at once, as the imo binary's default `--jobs`.
 const JOBS: u32 = 4;
 
-const USAGE: &str = "usage: imo-command pull BASE FINAL OUTPUT [--all-platforms] | vet ARCHIVE DEST | push ARCHIVE DEST | inspect ARCHIVE";
+const USAGE: &str = "usage: imo-command pull BASE FINAL OUTPUT [--all-platforms] | vet ARCHIVE DEST | push ARCHIVE DEST | copy SOURCE DEST [--all-platforms] | inspect ARCHIVE";
 
 fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
     let platform = std::env::var("IMO_PLATFORM").unwrap_or_else(|_| "linux/amd64".into());
@@ -68,6 +68,25 @@ fn run(args: &[String]) -> Result<Option<String>> {
             Ok(Some(format!(
                 "pushed {} ({}): uploaded {}, skipped {}",
                 r.destination, r.digest, r.uploaded, r.skipped
+            )))
+        }
+        ["copy", source, dest, rest @ ..] => {
+            let p = pull_options(rest.contains(&"--all-platforms"))?;
+            let options = copy::TransferOptions {
+                platform: p.platform,
+                all_platforms: p.all_platforms,
+                host_platform: p.host_platform,
+                src_tls_verify: p.tls_verify,
+                dest_tls_verify: p.tls_verify,
+                mount_from: Vec::new(),
+                chunk_size: 32 * 1024 * 1024,
+                retry_times: p.retry_times,
+                jobs: JOBS,
+            };
+            let r = copy::copy(source, dest, &options)?;
+            Ok(Some(format!(
+                "copied {} ({}): uploaded {}, skipped {}, mounted {}",
+                r.destination, r.digest, r.uploaded, r.skipped, r.mounted
             )))
         }
         ["inspect", archive] => {

@@ -2,7 +2,7 @@
 //! Bearer auth, manifests and blobs, redirects.
 
 mod auth;
-pub mod challenge;
+pub use imo_grammar::challenge;
 pub mod download;
 pub mod upload;
 
@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::bindings::imo::incremental::types::{Credential, Role};
 use crate::concurrent::{self, block_on, PollRead, Ready};
-use crate::digest::{classify_io, Digest};
+use crate::digest::{classify_io, Digest, DigestOf};
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
 use crate::manifest::{RawManifest, ACCEPT, MAX_MANIFEST_BYTES};

@@ -1,5 +1,6 @@
 //! OCI image layouts as a [`Source`]: a directory, or an archive read in place.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
@@ -7,9 +8,13 @@ use std::path::PathBuf;
 use super::Source;
 use crate::archive::reader::ArchiveReader;
 use crate::concurrent::{PollRead, Ready};
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestOf};
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, ImageIndex, RawManifest, MAX_MANIFEST_BYTES, REF_NAME};
+use crate::manifest::{
+    Descriptor, ImageIndex, ImageManifest, Parsed, RawManifest, BASE_NAME, MAX_MANIFEST_BYTES,
+    REF_NAME,
+};
+use crate::plan::MAX_DEPTH;
 
 /// Files of a layout, by path inside it.
 pub trait LayoutStore {
@@ -92,12 +97,54 @@ pub struct LayoutSource<S> {
     store: S,
     shown: String,
     tag: Option<String>,
+    top: Option<Descriptor>,
 }
 
 impl<S: LayoutStore> LayoutSource<S> {
     /// The image tagged `tag` (or the only one) in `store`, named `shown`.
     pub fn new(store: S, shown: String, tag: Option<String>) -> Self {
-        LayoutSource { store, shown, tag }
+        LayoutSource {
+            store,
+            shown,
+            tag,
+            top: None,
+        }
+    }
+
+    /// The store, given back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Makes `top` the image this source names, whatever `index.json` says.
+    pub fn set_top(&mut self, top: Descriptor) {
+        self.top = Some(top);
+    }
+
+    /// The first image manifest, walking `index.json` and the indexes it
+    /// names, for which `wanted` holds.
+    pub fn find_image(
+        &self,
+        wanted: impl Fn(&ImageManifest) -> bool,
+    ) -> Result<Option<Descriptor>> {
+        let mut queue: Vec<(Descriptor, usize)> = self
+            .index()?
+            .manifests
+            .into_iter()
+            .map(|d| (d, 0))
+            .collect();
+        let mut seen = HashSet::new();
+        while let Some((desc, depth)) = queue.pop() {
+            if depth > MAX_DEPTH || !seen.insert(desc.digest.clone()) {
+                continue;
+            }
+            match self.document(&desc)?.parsed {
+                Parsed::Image(img) if wanted(&img) => return Ok(Some(desc)),
+                Parsed::Image(_) => {}
+                Parsed::Index(ix) => queue.extend(ix.manifests.into_iter().map(|d| (d, depth + 1))),
+            }
+        }
+        Ok(None)
     }
 
     /// The layout's `index.json`.
@@ -113,6 +160,9 @@ impl<S: LayoutStore> LayoutSource<S> {
 
     /// The `index.json` entry this source names.
     pub fn top_descriptor(&self) -> Result<Descriptor> {
+        if let Some(top) = &self.top {
+            return Ok(top.clone());
+        }
         let index = self.index()?;
         let name = self.name();
         match &self.tag {
@@ -191,16 +241,26 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
         })
     }
 
-    fn top(&mut self) -> Result<RawManifest> {
+    fn top(&self) -> Result<RawManifest> {
         let desc = self.top_descriptor()?;
         self.document(&desc)
     }
 
-    fn manifest(&mut self, desc: &Descriptor) -> Result<RawManifest> {
+    fn manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
         self.document(desc)
     }
 
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn PollRead + '_>> {
         Ok(Box::new(Ready(self.open_blob(desc)?)))
+    }
+
+    fn holds(&self, digest: &Digest) -> bool {
+        self.has_blob(digest)
+    }
+
+    fn recorded_base(&self) -> Option<String> {
+        self.top_descriptor()
+            .ok()
+            .and_then(|d| d.annotations.get(BASE_NAME).cloned())
     }
 }

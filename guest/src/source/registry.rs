@@ -32,7 +32,7 @@ impl Source for RegistrySource {
         self.reference.tag().map(str::to_string)
     }
 
-    fn top(&mut self) -> Result<RawManifest> {
+    fn top(&self) -> Result<RawManifest> {
         let name = self.name();
         self.registry.manifest(
             self.reference.repository(),
@@ -41,7 +41,7 @@ impl Source for RegistrySource {
         )
     }
 
-    fn manifest(&mut self, desc: &Descriptor) -> Result<RawManifest> {
+    fn manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
         let shown = format!(
             "{}/{}@{}",
             self.reference.registry(),

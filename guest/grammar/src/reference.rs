@@ -9,6 +9,38 @@ use crate::error::{Error, Result};
 /// Docker Hub's canonical registry name.
 pub const DOCKER_HUB: &str = "docker.io";
 
+/// Docker Hub's names, all meaning one registry.
+pub const DOCKER_HUB_ALIASES: [&str; 4] = [
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
+
+/// Where requests for `registry` (as a reference names it) go: Docker Hub's
+/// API host for `docker.io`, else the registry itself.
+pub fn registry_authority(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+/// A registry name as auth files and helpers write it: `https://host/v1/`
+/// -> `host`, Docker Hub's aliases -> `docker.io`.
+pub fn normalise_registry(key: &str) -> String {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = host.split('/').next().unwrap_or(host);
+    if DOCKER_HUB_ALIASES.contains(&host) {
+        DOCKER_HUB.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
 /// A parsed, normalised image reference: registry, repository and a tag,
 /// a digest, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,6 +295,18 @@ mod tests {
             norm("my-reg.example.com/a__b/c.d/e---f"),
             "my-reg.example.com/a__b/c.d/e---f:latest"
         );
+    }
+
+    #[test]
+    fn registry_names() {
+        assert_eq!(registry_authority("docker.io"), "registry-1.docker.io");
+        assert_eq!(registry_authority("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(
+            normalise_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(normalise_registry("registry.hub.docker.com"), "docker.io");
+        assert_eq!(normalise_registry("http://quay.io"), "quay.io");
     }
 
     #[test]

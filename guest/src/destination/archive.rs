@@ -1,0 +1,110 @@
+//! An OCI archive being written: every entry's place is fixed by the plan
+//! before the first byte, so blobs land at their offsets as they arrive.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use super::{Committed, Destination, Opener};
+use crate::archive::output::Output;
+use crate::archive::writer::{write_entry, Entry, Layout};
+use crate::concurrent::{block_on, Ready, Task};
+use crate::digest::{classify_io, Digest};
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, RawManifest};
+use crate::plan::Plan;
+
+/// `oci-archive:FILE[:TAG]`, a plain path, or `-` (standard output).
+pub struct OciArchiveDestination {
+    out: RefCell<Output>,
+    shown: String,
+    tag: Option<String>,
+    layout: Option<Layout>,
+    index_json: Vec<u8>,
+    written: RefCell<HashSet<Digest>>,
+}
+
+impl OciArchiveDestination {
+    /// Opens `path` for writing (under a temporary name until committed).
+    pub fn new(path: &str, tag: Option<String>) -> Result<Self> {
+        let out = Output::open(path)?;
+        Ok(OciArchiveDestination {
+            shown: out.display(),
+            out: RefCell::new(out),
+            tag,
+            layout: None,
+            index_json: Vec::new(),
+            written: RefCell::new(HashSet::new()),
+        })
+    }
+
+    fn entry(&self, digest: &Digest) -> Result<&Entry> {
+        // The layout places every blob of the plan; anything else is a bug.
+        self.layout
+            .as_ref()
+            .and_then(|l| l.blob(digest))
+            .ok_or_else(|| Error::Io(format!("blob {digest} has no place in {}", self.shown)))
+    }
+
+    fn write_err(&self) -> impl Fn(std::io::Error) -> Error + '_ {
+        |e| Error::io(&self.shown, "write", &e)
+    }
+}
+
+impl Destination for OciArchiveDestination {
+    fn name(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn begin(&mut self, plan: &Plan) -> Result<()> {
+        let tag = self.tag.clone().or_else(|| plan.tag.clone());
+        self.index_json = plan.index_json(tag.as_deref());
+        self.tag = tag;
+        let layout = Layout::new(plan.written(), self.index_json.len() as u64);
+        block_on(layout.write_start(&self.out)).map_err(self.write_err())?;
+        self.layout = Some(layout);
+        Ok(())
+    }
+
+    fn has_blob<'a>(&'a self, _d: &'a Descriptor) -> Task<'a, bool, Error> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn put_blob<'a>(&'a self, d: &'a Descriptor, open: &'a Opener<'a>) -> Task<'a, (), Error> {
+        Box::pin(async move {
+            let entry = self.entry(&d.digest)?;
+            let mut content = open()?;
+            write_entry(&self.out, entry, &mut content)
+                .await
+                .map_err(|e| {
+                    classify_io(e, |e| {
+                        Error::Network(format!("copying blob {} to {}: {e}", d.digest, self.shown))
+                    })
+                })?;
+            self.written.borrow_mut().insert(d.digest.clone());
+            Ok(())
+        })
+    }
+
+    fn put_manifest(&mut self, m: &RawManifest) -> Result<()> {
+        if !self.written.borrow_mut().insert(m.digest.clone()) {
+            return Ok(());
+        }
+        let entry = self.entry(&m.digest)?;
+        block_on(write_entry(&self.out, entry, &mut Ready(&m.bytes[..]))).map_err(self.write_err())
+    }
+
+    fn commit(self: Box<Self>, _top: &RawManifest) -> Result<Committed> {
+        let this = *self;
+        let layout = this
+            .layout
+            .as_ref()
+            .ok_or_else(|| Error::Io(format!("{} was never begun", this.shown)))?;
+        block_on(layout.write_end(&this.out, &this.index_json)).map_err(this.write_err())?;
+        let size = layout.size();
+        this.out.into_inner().commit()?;
+        Ok(Committed {
+            name: this.shown,
+            size: Some(size),
+        })
+    }
+}

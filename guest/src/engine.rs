@@ -1,0 +1,222 @@
+//! The copy engine: one walk from a [`Source`] to a [`Destination`] that
+//! pull, push, copy and vet share. The plan says each blob's fate; the walk
+//! settles the left-out blobs first (so nothing is written when one is
+//! nowhere to be had), moves the included ones `--jobs` at a time, each
+//! verified against its digest as it streams, stores manifests children
+//! first and names the top one last.
+
+use crate::bindings::imo::incremental::types::ProgressEvent;
+use crate::concurrent::{run_all, PollRead, Task};
+use crate::destination::{Destination, Opener};
+use crate::digest::VerifyingReader;
+use crate::error::{Error, MissingBlob, Result};
+use crate::host::{blob_info, emit, ProgressReader};
+use crate::manifest::Descriptor;
+use crate::plan::{Action, Plan};
+use crate::reference::Reference;
+use crate::source::Source;
+
+/// What becomes of the blobs the plan leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// The destination is the medium across the gap: they stay absent, and
+    /// the image names them (pull).
+    Record,
+    /// The destination must hold them when the image lands there: already,
+    /// or reused from another place; else nothing is written (push, copy).
+    Require,
+}
+
+/// How to run a copy.
+pub struct CopyOptions<'a> {
+    /// Blobs in flight at once.
+    pub jobs: u32,
+    /// What left-out blobs mean here.
+    pub left_out: LeftOut,
+    /// Places known to hold the left-out blobs (mount sources).
+    pub reuse_from: &'a [Reference],
+}
+
+/// What a copy did.
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    /// The image's name at the destination.
+    pub destination: String,
+    /// The size of the file written, for file destinations.
+    pub size: Option<u64>,
+    /// Blobs whose bytes were sent, and their bytes.
+    pub transferred: u32,
+    /// Bytes of those blobs.
+    pub bytes: u64,
+    /// Blobs the destination already held.
+    pub present: u32,
+    /// Blobs made present without their bytes (mounted).
+    pub reused: u32,
+    /// Blobs left out (recorded, or found at the destination).
+    pub left_out: u32,
+    /// Bytes of the blobs left out.
+    pub left_out_bytes: u64,
+    /// Manifests and indexes stored.
+    pub manifests: u32,
+    /// Their bytes.
+    pub manifest_bytes: u64,
+}
+
+/// Where one blob stands after the walk.
+enum Outcome {
+    Present,
+    Reused,
+    Transferred,
+}
+
+/// Copies the image `plan` describes from `source` into `dest`.
+pub fn copy(
+    plan: &Plan,
+    source: &dyn Source,
+    mut dest: Box<dyn Destination>,
+    opts: &CopyOptions<'_>,
+) -> Result<CopyReport> {
+    dest.begin(plan)?;
+    let mut report = CopyReport::default();
+    let left_out: Vec<&Descriptor> = plan.left_out().map(|b| &b.desc).collect();
+    report.left_out = left_out.len() as u32;
+    report.left_out_bytes = left_out.iter().map(|d| d.size).sum();
+    match opts.left_out {
+        LeftOut::Record => {
+            for d in &left_out {
+                emit(ProgressEvent::BlobSkipped(blob_info(d)));
+            }
+        }
+        LeftOut::Require => {
+            let dest = &*dest;
+            let settle = left_out
+                .iter()
+                .map(|&d| -> Task<'_, Option<Outcome>, Error> {
+                    Box::pin(settle_left_out(dest, d, opts.reuse_from))
+                });
+            let settled = run_all(opts.jobs as usize, settle)?;
+            let mut missing = Vec::new();
+            for (d, outcome) in left_out.iter().zip(settled) {
+                match outcome {
+                    Some(Outcome::Reused) => report.reused += 1,
+                    Some(_) => report.present += 1,
+                    None => missing.push(plan.missing_blob(d)),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(Error::MissingBlobs(missing));
+            }
+        }
+    }
+
+    let included: Vec<&Descriptor> = plan
+        .blobs
+        .iter()
+        .filter(|b| b.action == Action::Include)
+        .map(|b| &b.desc)
+        .collect();
+    let here: Vec<Reference> = source.registry_reference().cloned().into_iter().collect();
+    let (dest_ref, here) = (&*dest, &here[..]);
+    let transfers = included
+        .iter()
+        .map(|&d| -> Task<'_, Outcome, Error> { Box::pin(transfer(source, dest_ref, d, here)) });
+    let outcomes = run_all(opts.jobs as usize, transfers)?;
+    for (d, outcome) in included.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Present => report.present += 1,
+            Outcome::Reused => report.reused += 1,
+            Outcome::Transferred => {
+                report.transferred += 1;
+                report.bytes += d.size;
+            }
+        }
+    }
+
+    // Children before parents, so each manifest's blobs and children are
+    // there when it lands; the top one last, named by its tag on commit.
+    for m in &plan.manifests {
+        dest.put_manifest(m)?;
+        report.manifests += 1;
+        report.manifest_bytes += m.bytes.len() as u64;
+    }
+    let top = plan
+        .manifests
+        .iter()
+        .find(|m| m.digest == plan.top.digest)
+        .ok_or_else(|| {
+            Error::CorruptArchive(format!(
+                "{}: the top manifest {} is not among its manifests",
+                plan.reference, plan.top.digest
+            ))
+        })?;
+    let committed = dest.commit(top)?;
+    report.destination = committed.name;
+    report.size = committed.size;
+    Ok(report)
+}
+
+/// Makes sure the destination holds left-out blob `d`; `None` if it is
+/// nowhere to be had.
+async fn settle_left_out(
+    dest: &dyn Destination,
+    d: &Descriptor,
+    from: &[Reference],
+) -> Result<Option<Outcome>> {
+    if dest.has_blob(d).await? {
+        emit(ProgressEvent::BlobSkipped(blob_info(d)));
+        return Ok(Some(Outcome::Present));
+    }
+    if !from.is_empty() && dest.try_reuse(d, from).await? {
+        emit(ProgressEvent::Note(format!("mounted blob {}", d.digest)));
+        return Ok(Some(Outcome::Reused));
+    }
+    Ok(None)
+}
+
+/// Moves blob `d` unless the destination has it or can reuse it from `here`
+/// (where the source holds it).
+async fn transfer(
+    source: &dyn Source,
+    dest: &dyn Destination,
+    d: &Descriptor,
+    here: &[Reference],
+) -> Result<Outcome> {
+    if dest.has_blob(d).await? {
+        emit(ProgressEvent::BlobSkipped(blob_info(d)));
+        return Ok(Outcome::Present);
+    }
+    if !here.is_empty() && dest.try_reuse(d, here).await? {
+        emit(ProgressEvent::Note(format!("mounted blob {}", d.digest)));
+        return Ok(Outcome::Reused);
+    }
+    emit(ProgressEvent::BlobStarted(blob_info(d)));
+    let open = || -> Result<Box<dyn PollRead + '_>> {
+        let body = ProgressReader::new(source.blob(d)?, &d.digest);
+        Ok(Box::new(VerifyingReader::new(
+            body,
+            d.digest.clone(),
+            d.size,
+            source.name(),
+        )))
+    };
+    let open: &Opener<'_> = &open;
+    dest.put_blob(d, open).await?;
+    emit(ProgressEvent::BlobFinished(d.digest.to_string()));
+    Ok(Outcome::Transferred)
+}
+
+/// The left-out blobs `dest` lacks, looked up `jobs` at a time: what vet
+/// reports.
+pub fn sweep(plan: &Plan, dest: &dyn Destination, jobs: u32) -> Result<Vec<MissingBlob>> {
+    let left_out: Vec<&Descriptor> = plan.left_out().map(|b| &b.desc).collect();
+    let checks = left_out
+        .iter()
+        .map(|&d| -> Task<'_, bool, Error> { dest.has_blob(d) });
+    let present = run_all(jobs as usize, checks)?;
+    Ok(left_out
+        .iter()
+        .zip(present)
+        .filter(|(_, here)| !here)
+        .map(|(d, _)| plan.missing_blob(d))
+        .collect())
+}
