@@ -3,6 +3,7 @@
 //! archive's left-out layers) must already be at the destination, or be
 //! mounted there; otherwise nothing is written.
 
+use crate::base::Bases;
 use crate::bindings::imo::incremental::types::Role;
 use crate::destination::{self, Access};
 use crate::engine::{self, CopyOptions, LeftOut};
@@ -81,7 +82,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
         .platform
         .clone()
         .unwrap_or_else(|| opts.host_platform.clone());
-    let plan = Plan::build(None, source.as_ref(), opts.all_platforms, &want)?;
+    let plan = Plan::build(&Bases::none(), source.as_ref(), opts.all_platforms, &want)?;
     let from = mount_sources(&dest, &plan, opts);
     let access = Access {
         tls_verify: opts.dest_tls_verify,
@@ -94,6 +95,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
         jobs: opts.jobs,
         left_out: LeftOut::Require,
         reuse_from: &from,
+        reuse_included: &[],
     };
     let r = engine::copy(&plan, source.as_ref(), target, &options)?;
     Ok(PushReport {

@@ -5,6 +5,8 @@
 //! verified against its digest as it streams, stores manifests children
 //! first and names the top one last.
 
+use std::collections::HashSet;
+
 use crate::bindings::imo::incremental::types::ProgressEvent;
 use crate::concurrent::{run_all, PollRead, Task};
 use crate::destination::{Destination, Opener};
@@ -35,6 +37,9 @@ pub struct CopyOptions<'a> {
     pub left_out: LeftOut,
     /// Places known to hold the left-out blobs (mount sources).
     pub reuse_from: &'a [Reference],
+    /// Places that may hold blobs being copied (images of a set that
+    /// landed before), tried before sending their bytes.
+    pub reuse_included: &'a [Reference],
 }
 
 /// What a copy did.
@@ -73,17 +78,47 @@ enum Outcome {
 pub fn copy(
     plan: &Plan,
     source: &dyn Source,
+    dest: Box<dyn Destination>,
+    opts: &CopyOptions<'_>,
+) -> Result<CopyReport> {
+    copy_many(&[(plan, source)], dest, opts)
+}
+
+/// Copies several images, each from its own source, into one destination
+/// (an archive or a layout holding a set): each blob moves once, whichever
+/// images share it.
+pub fn copy_many(
+    images: &[(&Plan, &dyn Source)],
     mut dest: Box<dyn Destination>,
     opts: &CopyOptions<'_>,
 ) -> Result<CopyReport> {
-    dest.begin(plan)?;
+    let plans: Vec<&Plan> = images.iter().map(|(p, _)| *p).collect();
+    dest.begin(&plans)?;
     let mut report = CopyReport::default();
-    let left_out: Vec<&Descriptor> = plan.left_out().map(|b| &b.desc).collect();
+    // Each distinct blob once: copied if any image copies it (from the
+    // first such image's source), else left out.
+    let mut included: Vec<(&Descriptor, usize)> = Vec::new();
+    let mut left_out: Vec<(&Descriptor, &Plan)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, (plan, _)) in images.iter().enumerate() {
+        for b in plan.blobs.iter().filter(|b| b.action == Action::Include) {
+            if seen.insert(&b.desc.digest) {
+                included.push((&b.desc, i));
+            }
+        }
+    }
+    for (plan, _) in images {
+        for b in plan.left_out() {
+            if seen.insert(&b.desc.digest) {
+                left_out.push((&b.desc, plan));
+            }
+        }
+    }
     report.left_out = left_out.len() as u32;
-    report.left_out_bytes = left_out.iter().map(|d| d.size).sum();
+    report.left_out_bytes = left_out.iter().map(|(d, _)| d.size).sum();
     match opts.left_out {
         LeftOut::Record => {
-            for d in &left_out {
+            for (d, _) in &left_out {
                 emit(ProgressEvent::BlobSkipped(blob_info(d)));
             }
         }
@@ -91,12 +126,12 @@ pub fn copy(
             let dest = &*dest;
             let settle = left_out
                 .iter()
-                .map(|&d| -> Task<'_, Option<Outcome>, Error> {
+                .map(|&(d, _)| -> Task<'_, Option<Outcome>, Error> {
                     Box::pin(settle_left_out(dest, d, opts.reuse_from))
                 });
             let settled = run_all(opts.jobs as usize, settle)?;
             let mut missing = Vec::new();
-            for (d, outcome) in left_out.iter().zip(settled) {
+            for ((d, plan), outcome) in left_out.iter().zip(settled) {
                 match outcome {
                     Some(Outcome::Reused) => report.reused += 1,
                     Some(_) => report.present += 1,
@@ -109,19 +144,22 @@ pub fn copy(
         }
     }
 
-    let included: Vec<&Descriptor> = plan
-        .blobs
+    let here: Vec<Vec<Reference>> = images
         .iter()
-        .filter(|b| b.action == Action::Include)
-        .map(|b| &b.desc)
+        .map(|(_, s)| {
+            let source = s.registry_reference().cloned();
+            source
+                .into_iter()
+                .chain(opts.reuse_included.iter().cloned())
+                .collect()
+        })
         .collect();
-    let here: Vec<Reference> = source.registry_reference().cloned().into_iter().collect();
-    let (dest_ref, here) = (&*dest, &here[..]);
-    let transfers = included
-        .iter()
-        .map(|&d| -> Task<'_, Outcome, Error> { Box::pin(transfer(source, dest_ref, d, here)) });
+    let (dest_ref, here) = (&*dest, &here);
+    let transfers = included.iter().map(|&(d, i)| -> Task<'_, Outcome, Error> {
+        Box::pin(transfer(images[i].1, dest_ref, d, &here[i]))
+    });
     let outcomes = run_all(opts.jobs as usize, transfers)?;
-    for (d, outcome) in included.iter().zip(outcomes) {
+    for ((d, _), outcome) in included.iter().zip(outcomes) {
         match outcome {
             Outcome::Present => report.present += 1,
             Outcome::Reused => report.reused += 1,
@@ -133,23 +171,30 @@ pub fn copy(
     }
 
     // Children before parents, so each manifest's blobs and children are
-    // there when it lands; the top one last, named by its tag on commit.
-    for m in &plan.manifests {
-        dest.put_manifest(m)?;
-        report.manifests += 1;
-        report.manifest_bytes += m.bytes.len() as u64;
+    // there when it lands; the top ones last, named by their tags on commit.
+    let mut stored = HashSet::new();
+    let mut tops = Vec::new();
+    for (plan, _) in images {
+        for m in &plan.manifests {
+            if stored.insert(&m.digest) {
+                dest.put_manifest(m)?;
+                report.manifests += 1;
+                report.manifest_bytes += m.bytes.len() as u64;
+            }
+        }
+        let top = plan
+            .manifests
+            .iter()
+            .find(|m| m.digest == plan.top.digest)
+            .ok_or_else(|| {
+                Error::CorruptArchive(format!(
+                    "{}: the top manifest {} is not among its manifests",
+                    plan.reference, plan.top.digest
+                ))
+            })?;
+        tops.push((*plan, top));
     }
-    let top = plan
-        .manifests
-        .iter()
-        .find(|m| m.digest == plan.top.digest)
-        .ok_or_else(|| {
-            Error::CorruptArchive(format!(
-                "{}: the top manifest {} is not among its manifests",
-                plan.reference, plan.top.digest
-            ))
-        })?;
-    let committed = dest.commit(top)?;
+    let committed = dest.commit(&tops)?;
     report.destination = committed.name;
     report.size = committed.size;
     Ok(report)

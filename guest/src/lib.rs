@@ -3,6 +3,7 @@
 //! directories its host grants.
 
 pub mod archive;
+pub mod base;
 pub mod concurrent;
 pub mod copy;
 pub mod destination;
@@ -13,11 +14,13 @@ pub mod fsys;
 pub mod host;
 pub mod http;
 pub mod inspect;
+pub mod inventory;
 pub mod manifest;
 pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod registry;
+pub mod set;
 pub mod source;
 
 pub use imo_grammar::{platform, reference};
@@ -80,6 +83,15 @@ fn push_options(o: wit::PushOptions) -> push::PushOptions {
         verify: o.verify,
         retry_times: o.retry_times,
         jobs: o.jobs,
+    }
+}
+
+fn set_image_from(i: wit::SetImage) -> set::SetImage {
+    set::SetImage {
+        source: i.source,
+        target: i.target,
+        platforms: i.platforms.into_iter().map(platform_from).collect(),
+        all_platforms: i.all_platforms,
     }
 }
 
@@ -242,6 +254,122 @@ impl Guest for Component {
             jobs: o.jobs,
         };
         Ok(push_report(copy::copy(&source, &destination, &options)?))
+    }
+
+    fn pull_set(
+        images: Vec<wit::SetImage>,
+        bases: Vec<String>,
+        output: String,
+        options: wit::PullOptions,
+    ) -> Result<wit::SetPullReport, wit::Error> {
+        let images: Vec<set::SetImage> = images.into_iter().map(set_image_from).collect();
+        let r = set::pull_set(&images, &bases, &output, &options_from(options))?;
+        Ok(wit::SetPullReport {
+            images: r
+                .images
+                .into_iter()
+                .map(|i| wit::SetImageReport {
+                    source: i.source,
+                    target: i.target,
+                    digest: i.digest,
+                    layers_left_out: i.layers_left_out,
+                    bytes_left_out: i.bytes_left_out,
+                    bytes: i.bytes,
+                })
+                .collect(),
+            manifests: r.manifests,
+            blobs_written: r.blobs_written,
+            bytes_written: r.bytes_written,
+            layers_left_out: r.layers_left_out,
+            bytes_left_out: r.bytes_left_out,
+            archive_size: r.archive_size,
+            shared_bytes_saved: r.shared_bytes_saved,
+        })
+    }
+
+    fn plan_set(
+        images: Vec<wit::SetImage>,
+        bases: Vec<String>,
+        options: wit::PullOptions,
+    ) -> Result<wit::SetPlanReport, wit::Error> {
+        let images: Vec<set::SetImage> = images.into_iter().map(set_image_from).collect();
+        let (plans, saved, layout) = set::plan_set(&images, &bases, &options_from(options))?;
+        let blob_bytes = {
+            let refs: Vec<&plan::Plan> = plans.iter().collect();
+            plan::written_by(&refs).iter().map(|(_, s)| s).sum()
+        };
+        Ok(wit::SetPlanReport {
+            images: plans
+                .iter()
+                .map(|p| {
+                    let missing: Vec<manifest::Descriptor> =
+                        p.left_out().map(|b| b.desc.clone()).collect();
+                    plan_report(p, &[], &missing)
+                })
+                .collect(),
+            archive_blob_bytes: blob_bytes,
+            archive_size: layout.size(),
+            shared_bytes_saved: saved,
+        })
+    }
+
+    fn set_targets(archive: String) -> Result<Vec<String>, wit::Error> {
+        Ok(set::set_targets(&archive)?)
+    }
+
+    fn push_set(
+        archive: String,
+        prefix: String,
+        options: wit::PushOptions,
+    ) -> Result<Vec<wit::SetPushOutcome>, wit::Error> {
+        let outcomes = set::push_set(&archive, &prefix, &push_options(options))?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| wit::SetPushOutcome {
+                source: o.source,
+                target: o.target,
+                destination: o.destination,
+                digest: o.digest,
+                outcome: o.outcome.map(push_report).map_err(wit::Error::from),
+            })
+            .collect())
+    }
+
+    fn vet_set(
+        archive: String,
+        prefix: String,
+        options: wit::PushOptions,
+    ) -> Result<Vec<wit::SetVetOutcome>, wit::Error> {
+        let outcomes = set::vet_set(&archive, &prefix, &push_options(options))?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| wit::SetVetOutcome {
+                source: o.source,
+                target: o.target,
+                destination: o.destination,
+                digest: o.digest,
+                outcome: o
+                    .outcome
+                    .map(|(checked, missing)| {
+                        (checked, missing.into_iter().map(missing_to).collect())
+                    })
+                    .map_err(wit::Error::from),
+            })
+            .collect())
+    }
+
+    fn inventory(
+        targets: Vec<String>,
+        layout: Option<String>,
+        options: wit::InventoryOptions,
+    ) -> Result<String, wit::Error> {
+        let opts = inventory::InventoryOptions {
+            tls_verify: options.tls_verify,
+            retry_times: options.retry_times,
+        };
+        let inv = inventory::take(&targets, layout.as_deref(), &opts)?;
+        serde_json::to_string_pretty(&inv)
+            .map_err(|e| wit::Error::Io(format!("cannot write the inventory: {e}")))
     }
 
     fn inspect(archive: String) -> Result<wit::PlanReport, wit::Error> {

@@ -208,7 +208,16 @@ pub fn platforms(index: &ImageIndex) -> String {
 /// archive was made against, a mount source for `push`.
 pub const BASE_NAME: &str = "dev.imo.base.name";
 
-/// An OCI layout's `index.json` naming one manifest.
+/// Annotation on an image of a set: the source it came from. Its presence
+/// marks an archive as a set, whose tags are destination paths (`path:tag`).
+pub const SOURCE_NAME: &str = "dev.imo.source";
+
+/// Annotation on an image of a set: where the far side holds the blobs it
+/// leaves out, comma-separated: `registry/repository`, or `./path` for a
+/// repository below the prefix the set is pushed to.
+pub const MOUNT_FROM: &str = "dev.imo.mount-from";
+
+/// An OCI layout's `index.json`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayoutIndex {
@@ -232,6 +241,15 @@ impl LayoutIndex {
             schema_version: 2,
             media_type: OCI_INDEX,
             manifests: vec![top],
+        }
+    }
+
+    /// An `index.json` listing `entries`, annotated as they are.
+    pub fn of(entries: Vec<Descriptor>) -> Self {
+        LayoutIndex {
+            schema_version: 2,
+            media_type: OCI_INDEX,
+            manifests: entries,
         }
     }
 

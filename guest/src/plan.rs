@@ -3,12 +3,15 @@
 //! destination must) or foreign. One value shared by pull, plan, inspect,
 //! vet, push and copy, and walked by the copy engine.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::archive::writer::Layout;
+use crate::base::Bases;
 use crate::digest::Digest;
 use crate::error::{Error, MissingBlob, Result};
-use crate::manifest::{platforms, select_platform, Descriptor, LayoutIndex, Parsed, RawManifest};
+use crate::manifest::{
+    platforms, select_platform, Descriptor, LayoutIndex, Parsed, RawManifest, BASE_NAME, REF_NAME,
+};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::source::Source;
@@ -62,6 +65,8 @@ pub struct Plan {
     pub source_registry: Option<Reference>,
     /// The base an incremental source recorded it was made against.
     pub recorded_base: Option<String>,
+    /// More annotations for its `index.json` entry (a set's source, mounts).
+    pub annotations: BTreeMap<String, String>,
     /// The tag for `index.json`.
     pub tag: Option<String>,
     /// The descriptor `index.json` names.
@@ -74,24 +79,14 @@ pub struct Plan {
     pub blobs: Vec<PlannedBlob>,
 }
 
-/// Every layer digest of every image BASE has, all platforms.
-pub fn base_layers(base: &dyn Source) -> Result<HashSet<Digest>> {
-    let mut layers = HashSet::new();
-    let mut queue = vec![(base.top()?, 0usize)];
-    while let Some((m, depth)) = queue.pop() {
-        match m.parsed {
-            Parsed::Image(img) => layers.extend(img.layers.into_iter().map(|l| l.digest)),
-            Parsed::Index(ix) => {
-                if depth >= MAX_DEPTH {
-                    return Err(too_deep(&base.name()));
-                }
-                for child in &ix.manifests {
-                    queue.push((base.manifest(child)?, depth + 1));
-                }
-            }
-        }
-    }
-    Ok(layers)
+/// Blobs written into an archive holding all of `plans`, each once.
+pub fn written_by<'a>(plans: &[&'a Plan]) -> Vec<(&'a Digest, u64)> {
+    let mut seen = HashSet::new();
+    plans
+        .iter()
+        .flat_map(|p| p.written())
+        .filter(|(d, _)| seen.insert(*d))
+        .collect()
 }
 
 fn too_deep(name: &str) -> Error {
@@ -102,32 +97,19 @@ impl Plan {
     /// Resolves FINAL (the whole tree with `all`, else the platform `want`)
     /// and decides each blob: foreign ones stay foreign; layers BASE has,
     /// and blobs FINAL's source lacks, are left out; the rest is copied.
-    pub fn build(
-        base: Option<&dyn Source>,
-        final_: &dyn Source,
-        all: bool,
-        want: &Platform,
-    ) -> Result<Plan> {
-        let base_name = base.as_ref().map(|b| b.name());
-        let base_registry = base
-            .as_ref()
-            .and_then(|b| b.registry_reference().map(|r| r.to_string()));
-        let have = match base {
-            Some(b) => base_layers(b)?,
-            None => HashSet::new(),
-        };
+    pub fn build(bases: &Bases, final_: &dyn Source, all: bool, want: &Platform) -> Result<Plan> {
         let decide = |desc: &Descriptor, is_layer: bool| {
             if desc.is_foreign() {
                 Action::Foreign
-            } else if (is_layer && have.contains(&desc.digest)) || !final_.holds(&desc.digest) {
+            } else if (is_layer && bases.has(&desc.digest)) || !final_.holds(&desc.digest) {
                 Action::LeftOut
             } else {
                 Action::Include
             }
         };
         let mut plan = Plan::build_with(final_, all, want, &decide)?;
-        plan.base = base_name;
-        plan.base_registry = base_registry;
+        plan.base = bases.name();
+        plan.base_registry = bases.registry();
         Ok(plan)
     }
 
@@ -146,6 +128,7 @@ impl Plan {
             base_registry: None,
             source_registry: final_.registry_reference().cloned(),
             recorded_base: final_.recorded_base(),
+            annotations: BTreeMap::new(),
             top: top.descriptor(),
             reference,
             manifests: Vec::new(),
@@ -228,7 +211,21 @@ impl Plan {
 
     /// The archive's `index.json`, naming the top manifest by `tag`.
     pub fn index_json(&self, tag: Option<&str>) -> Vec<u8> {
-        LayoutIndex::new(self.top.clone(), tag, self.base_registry.as_deref()).to_bytes()
+        LayoutIndex::of(vec![self.index_entry(tag)]).to_bytes()
+    }
+
+    /// The image's `index.json` entry, named `tag`.
+    pub fn index_entry(&self, tag: Option<&str>) -> Descriptor {
+        let mut top = self.top.clone();
+        if let Some(tag) = tag {
+            top.annotations
+                .insert(REF_NAME.to_string(), tag.to_string());
+        }
+        if let Some(base) = &self.base_registry {
+            top.annotations.insert(BASE_NAME.to_string(), base.clone());
+        }
+        top.annotations.extend(self.annotations.clone());
+        top
     }
 
     /// Blobs written into the archive, manifests included, each once.

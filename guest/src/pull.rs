@@ -1,6 +1,7 @@
 //! `pull` and `plan`: resolve FINAL (and BASE), decide what goes in, then
 //! copy FINAL without the layers BASE has into an archive (or a layout).
 
+use crate::base::Bases;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
 use crate::destination::{self, Access};
 use crate::engine::{self, CopyOptions, LeftOut};
@@ -63,12 +64,11 @@ fn open_and_plan(base: &str, final_: &str, opts: &PullOptions) -> Result<(Box<dy
         .platform
         .clone()
         .unwrap_or_else(|| opts.host_platform.clone());
-    let plan = Plan::build(
-        base_src.as_deref(),
-        final_src.as_ref(),
-        opts.all_platforms,
-        &want,
-    )?;
+    let mut bases = Bases::none();
+    if let Some(b) = &base_src {
+        bases.add(b.as_ref())?;
+    }
+    let plan = Plan::build(&bases, final_src.as_ref(), opts.all_platforms, &want)?;
     Ok((final_src, plan))
 }
 
@@ -111,6 +111,7 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
         jobs: opts.jobs,
         left_out: LeftOut::Record,
         reuse_from: &[],
+        reuse_included: &[],
     };
     let r = engine::copy(&plan, &*source, dest, &options)?;
     Ok(PullReport {

@@ -5,6 +5,7 @@
 
 use std::io;
 
+use crate::base::Bases;
 use crate::bindings::imo::incremental::types::Role;
 use crate::concurrent::Blocking;
 use crate::copy::{self, TransferOptions};
@@ -70,7 +71,7 @@ fn verify_all(src: &dyn Source, plan: &Plan) -> Result<u32> {
 fn open_archive(archive: &str) -> Result<(Box<dyn Source>, Plan)> {
     let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
     // Every platform: an archive's content is what it is.
-    let plan = Plan::build(None, source.as_ref(), true, &Platform::default())?;
+    let plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
     Ok((source, plan))
 }
 
@@ -84,7 +85,7 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
         write: false,
     };
     let mut target = destination::open(Transport::parse(dest)?, access)?;
-    target.begin(&plan)?;
+    target.begin(&[&plan])?;
     let missing = engine::sweep(&plan, target.as_ref(), opts.jobs)?;
     let verified = if opts.verify {
         verify_all(source.as_ref(), &plan)?

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use imo_grammar::transport::Transport;
+use imo_grammar::transport::{Transport, FILE_TRANSPORTS};
 
 /// A directory granted to the guest.
 pub struct Grant {
@@ -132,10 +132,22 @@ impl Grants {
     /// (read-write; read-only when `write` is false, as for `vet`).
     /// `bare_is_file` says how a name without a transport is read.
     pub fn target(&mut self, given: &str, bare_is_file: bool, write: bool) -> Result<Target> {
-        let t = if bare_is_file {
-            Transport::parse_file(given)?
+        let parsed = if bare_is_file {
+            Transport::parse_file(given)
         } else {
-            Transport::parse(given)?
+            Transport::parse(given)
+        };
+        let t = match parsed {
+            Ok(t) => t,
+            // Not a reference, and no file: maybe a set's prefix; the
+            // component says what it is not.
+            Err(_) if !FILE_TRANSPORTS.iter().any(|(p, _)| given.starts_with(p)) => {
+                return Ok(Target {
+                    guest: given.to_string(),
+                    shown: given.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
         };
         let abs = match &t {
             Transport::Registry(_) => {

@@ -9,6 +9,7 @@ mod platform;
 mod progress;
 mod report;
 mod runtime;
+mod sets;
 
 use std::process::ExitCode;
 
@@ -151,6 +152,24 @@ enum Command {
         #[arg(long)]
         command: bool,
     },
+    /// Record what a far side holds: every tag, manifest and blob of the
+    /// named repositories (or of all, through the registry's catalog), as
+    /// JSON for `pull --set --base inventory:FILE`.
+    Inventory {
+        /// REGISTRY (every repository its catalog lists) or REGISTRY/REPO; all
+        /// on one registry.
+        #[arg(required_unless_present = "base")]
+        targets: Vec<String>,
+        /// Where to write it (`-` for standard output).
+        #[arg(short, long, value_name = "FILE", default_value = "-")]
+        output: String,
+        /// Instead of a registry: the layout directory the far side keeps
+        /// its images in, as oci:DIR.
+        #[arg(long, value_name = "oci:DIR", conflicts_with = "targets")]
+        base: Option<String>,
+        #[command(flatten)]
+        dest: DestArgs,
+    },
     /// Show what an OCI archive holds and which blobs it leaves out.
     Inspect {
         /// The archive: FILE, oci-archive:FILE[:TAG], oci:DIR[:TAG] or
@@ -166,12 +185,23 @@ enum Command {
 #[derive(Args)]
 struct ImageArgs {
     /// The image the destination already has, or `scratch` for the whole image.
-    /// A registry reference (`docker://` optional), `oci:DIR[:TAG]` or
-    /// `oci-archive:FILE[:TAG]`.
-    base: String,
+    /// A registry reference (`docker://` optional), `oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:REF]`.
+    #[arg(required_unless_present = "set")]
+    base: Option<String>,
     /// The image to ship, e.g. registry.example.com/app:v2 (same forms as BASE).
-    #[arg(name = "FINAL")]
-    final_: String,
+    #[arg(name = "FINAL", required_unless_present = "set")]
+    final_: Option<String>,
+    /// Many images into one archive, each blob once: a set file (YAML
+    /// `images: [{source, as, platforms}]`, or one source per line), instead
+    /// of BASE and FINAL.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["base", "FINAL", "platform", "all_platforms"])]
+    set: Option<std::path::PathBuf>,
+    /// With --set: what the far side has (repeatable): an image or archive
+    /// (any form BASE takes; a set archive with every image), or
+    /// inventory:FILE from `imo inventory`.
+    #[arg(long = "base", value_name = "BASE", requires = "set")]
+    bases: Vec<String>,
     /// Platform to take out of an index, OS/ARCH[/VARIANT] (default: this machine's).
     #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     platform: Option<String>,
@@ -203,12 +233,12 @@ struct DestArgs {
 }
 
 impl DestArgs {
-    /// The destination, when its certificate is not to be checked.
-    fn insecure<'a>(&self, destination: &'a str) -> Vec<&'a str> {
+    /// The destination's names, when its certificate is not to be checked.
+    fn insecure<'a>(&self, names: &'a [String]) -> Vec<&'a str> {
         if self.dest_tls_verify {
             Vec::new()
         } else {
-            vec![destination]
+            refs(names)
         }
     }
 
@@ -263,24 +293,38 @@ fn network(
     network::Network::new(cert_dir, insecure, allowed)
 }
 
+/// What a pull or plan reads: BASE and FINAL, or a set and its bases.
+enum Inputs {
+    /// BASE and FINAL, as the component gets them.
+    Pair(String, String),
+    /// A set's images and bases.
+    Set(Vec<runtime::SetImage>, Vec<String>),
+}
+
 impl ImageArgs {
-    /// BASE and FINAL, when their certificates are not to be checked.
-    fn insecure(&self) -> Vec<&str> {
+    /// The images named, as the allow-list and the TLS settings read them.
+    fn named(&self) -> Vec<String> {
+        self.base.iter().chain(&self.final_).cloned().collect()
+    }
+
+    /// Those of `named` whose certificates are not to be checked.
+    fn insecure<'a>(&self, named: &'a [String]) -> Vec<&'a str> {
         if self.src_tls_verify {
             Vec::new()
         } else {
-            vec![&self.base, &self.final_]
+            refs(named)
         }
     }
 
-    /// Grants the inputs and builds what the component needs.
+    /// Grants the inputs and builds what the component needs; also returns
+    /// every image reference named (for the allow-list).
     fn prepare(
         &self,
         grants: &mut Grants,
         auth_files: &[std::path::PathBuf],
         retry_times: u32,
         jobs: u32,
-    ) -> Result<(String, String, runtime::PullOptions, Credentials)> {
+    ) -> Result<(Inputs, Vec<String>, runtime::PullOptions, Credentials)> {
         let creds = Credentials::load(
             [
                 (Role::Base, "--base-creds", self.base_creds.as_deref()),
@@ -289,12 +333,21 @@ impl ImageArgs {
             ],
             auth_files,
         )?;
-        let base = if self.base == "scratch" {
-            self.base.clone()
-        } else {
-            grants.source(&self.base)?
+        let (inputs, named) = match (&self.set, &self.base, &self.final_) {
+            (Some(file), _, _) => {
+                let (images, bases, named) = sets::prepare(file, &self.bases, grants)?;
+                (Inputs::Set(images, bases), named)
+            }
+            (None, Some(base), Some(final_)) => {
+                let base = if base == "scratch" {
+                    base.clone()
+                } else {
+                    grants.source(base)?
+                };
+                (Inputs::Pair(base, grants.source(final_)?), self.named())
+            }
+            _ => bail!("name BASE and FINAL, or a set with --set FILE"),
         };
-        let final_ = grants.source(&self.final_)?;
         let options = runtime::PullOptions {
             platform: self.platform.as_deref().map(platform::parse).transpose()?,
             all_platforms: self.all_platforms,
@@ -303,8 +356,23 @@ impl ImageArgs {
             retry_times,
             jobs,
         };
-        Ok((base, final_, options, creds))
+        Ok((inputs, named, options, creds))
     }
+}
+
+/// Borrowed views of `names`.
+fn refs(names: &[String]) -> Vec<&str> {
+    names.iter().map(String::as_str).collect()
+}
+
+/// A push or vet destination as the allow-list reads it: a reference, or a
+/// set's prefix (`host[:port][/path]`), whichever the archive makes it.
+fn destination_names(destination: &str) -> Vec<String> {
+    let mut names = vec![destination.to_string()];
+    if let Some(r) = sets::prefix_registry(destination) {
+        names.push(format!("{r}/x"));
+    }
+    names
 }
 
 /// The summary line of push and copy.
@@ -368,47 +436,92 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Pull { images, output } => {
-            let (base, final_, options, creds) =
+            let (inputs, named, options, creds) =
                 images.prepare(&mut grants, &auth_files, cli.retry_times, cli.jobs)?;
             let output = grants.target(&output, true, true)?;
-            let caps = common.caps(
-                grants,
-                creds,
-                &[&images.base, &images.final_],
-                &images.insecure(),
-            )?;
-            let report = runtime::pull(caps, &base, &final_, &output.guest, &options)?;
-            eprintln!(
-                "wrote {} ({} bytes) in {}: {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
-                output.shown,
-                report.archive_size,
-                progress::seconds(started.elapsed()),
-                report.manifests,
-                report.blobs_written,
-                progress::bytes(report.bytes_written),
-                report.layers_left_out,
-                progress::bytes(report.bytes_left_out),
-                report.reference,
-                report.digest,
-            );
+            let caps = common.caps(grants, creds, &refs(&named), &images.insecure(&named))?;
+            match inputs {
+                Inputs::Pair(base, final_) => {
+                    let report = runtime::pull(caps, &base, &final_, &output.guest, &options)?;
+                    eprintln!(
+                        "wrote {} ({} bytes) in {}: {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",
+                        output.shown,
+                        report.archive_size,
+                        progress::seconds(started.elapsed()),
+                        report.manifests,
+                        report.blobs_written,
+                        progress::bytes(report.bytes_written),
+                        report.layers_left_out,
+                        progress::bytes(report.bytes_left_out),
+                        report.reference,
+                        report.digest,
+                    );
+                }
+                Inputs::Set(set, bases) => {
+                    let report = runtime::pull_set(caps, &set, &bases, &output.guest, &options)?;
+                    sets::print_pulled(&output.shown, &report, started.elapsed());
+                }
+            }
             Ok(())
         }
         Command::Plan { images, json } => {
-            let (base, final_, options, creds) =
+            let (inputs, named, options, creds) =
                 images.prepare(&mut grants, &auth_files, cli.retry_times, cli.jobs)?;
-            let caps = common.caps(
-                grants,
-                creds,
-                &[&images.base, &images.final_],
-                &images.insecure(),
-            )?;
-            let report = runtime::plan(caps, &base, &final_, &options)?;
-            if json {
-                print_json(&report::to_json(&report))
-            } else {
-                print!("{}", report::plan_table(&report));
-                Ok(())
+            let caps = common.caps(grants, creds, &refs(&named), &images.insecure(&named))?;
+            match inputs {
+                Inputs::Pair(base, final_) => {
+                    let report = runtime::plan(caps, &base, &final_, &options)?;
+                    if json {
+                        return print_json(&report::to_json(&report));
+                    }
+                    print!("{}", report::plan_table(&report));
+                }
+                Inputs::Set(set, bases) => {
+                    let report = runtime::plan_set(caps, &set, &bases, &options)?;
+                    if json {
+                        return print_json(&sets::plan_json(&report));
+                    }
+                    print!("{}", sets::plan_table(&report));
+                }
             }
+            Ok(())
+        }
+        Command::Inventory {
+            targets,
+            output,
+            base,
+            dest,
+        } => {
+            let layout = base.as_deref().map(|b| match b.strip_prefix("oci:") {
+                Some(dir) => grants.input_dir(dir),
+                None => bail!("--base takes oci:DIR, a layout the far side keeps its images in"),
+            });
+            let layout = layout.transpose()?;
+            let creds = dest.credentials(&auth_files, None)?;
+            let insecure: Vec<&str> = if dest.dest_tls_verify {
+                Vec::new()
+            } else {
+                targets.iter().map(String::as_str).collect()
+            };
+            let named: Vec<String> = targets
+                .iter()
+                .map(|t| sets::prefix_registry(t).map_or(t.clone(), |r| format!("{r}/x")))
+                .collect();
+            let insecure: Vec<String> = insecure
+                .iter()
+                .map(|t| sets::prefix_registry(t).map_or(t.to_string(), |r| format!("{r}/x")))
+                .collect();
+            let caps = common.caps(grants, creds, &refs(&named), &refs(&insecure))?;
+            let options = runtime::InventoryOptions {
+                tls_verify: dest.dest_tls_verify,
+                retry_times: cli.retry_times,
+            };
+            let inventory = runtime::inventory(caps, &targets, layout.as_deref(), &options)?;
+            sets::write_out(&output, &inventory)?;
+            if output != "-" {
+                eprintln!("wrote {output} in {}", progress::seconds(started.elapsed()));
+            }
+            Ok(())
         }
         Command::Vet {
             archive,
@@ -427,8 +540,13 @@ fn run(cli: Cli) -> Result<()> {
                 jobs: cli.jobs,
             };
             let creds = dest.credentials(&auth_files, None)?;
-            let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
-            let report = runtime::vet(caps, &guest_archive, &target.guest, &options)?;
+            let named = destination_names(&destination);
+            let insecure = dest.insecure(&named);
+            let caps = common.caps(grants, creds, &refs(&named), &insecure)?;
+            let report = match runtime::vet(caps, &guest_archive, &target.guest, &options)? {
+                runtime::Outcome::Single(report) => report,
+                runtime::Outcome::Set(outcomes) => return sets::print_vetted(&outcomes),
+            };
             for m in &report.missing {
                 println!(
                     "missing {} {} {}",
@@ -473,10 +591,16 @@ fn run(cli: Cli) -> Result<()> {
                 jobs: cli.jobs,
             };
             let creds = dest.credentials(&auth_files, None)?;
-            let caps = common.caps(grants, creds, &[&destination], &dest.insecure(&destination))?;
-            let report = runtime::push(caps, &guest_archive, &target.guest, &options)?;
-            print_landed("pushed", &report, started);
-            Ok(())
+            let named = destination_names(&destination);
+            let insecure = dest.insecure(&named);
+            let caps = common.caps(grants, creds, &refs(&named), &insecure)?;
+            match runtime::push(caps, &guest_archive, &target.guest, &options)? {
+                runtime::Outcome::Single(report) => {
+                    print_landed("pushed", &report, started);
+                    Ok(())
+                }
+                runtime::Outcome::Set(outcomes) => sets::print_pushed(&outcomes, started.elapsed()),
+            }
         }
         Command::Copy {
             source,
@@ -503,7 +627,8 @@ fn run(cli: Cli) -> Result<()> {
                 jobs: cli.jobs,
             };
             let creds = dest.credentials(&auth_files, src_creds.as_deref())?;
-            let mut insecure = dest.insecure(&destination);
+            let named = [destination.clone()];
+            let mut insecure = dest.insecure(&named);
             if !src_tls_verify {
                 insecure.push(&source);
             }
@@ -541,12 +666,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { archive, json } => {
             let guest_archive = grants.archive(&archive)?;
             let caps = common.caps(grants, Credentials::default(), &[], &[])?;
-            let report = runtime::inspect(caps, &guest_archive)?;
-            if json {
-                print_json(&report::to_json(&report))
-            } else {
-                print!("{}", report::inspect_table(&report));
-                Ok(())
+            let reports = runtime::inspect(caps, &guest_archive)?;
+            match (json, reports.as_slice()) {
+                (true, [one]) => print_json(&report::to_json(one)),
+                (true, set) => print_json(&serde_json::json!({
+                    "images": set.iter().map(report::to_json).collect::<Vec<_>>()
+                })),
+                (false, all) => {
+                    for r in all {
+                        print!("{}", report::inspect_table(r));
+                    }
+                    Ok(())
+                }
             }
         }
     }

@@ -32,7 +32,8 @@ mod bindings {
 use bindings::imo::incremental::hashing::Algorithm as HashAlgorithm;
 pub use bindings::imo::incremental::types::{
     BasicCredential, BlobAction, BlobInfo, CopyOptions, Credential, Error as GuestError,
-    PlanReport, Platform, ProgressEvent, PullOptions, PullReport, PushOptions, PushReport, Role,
+    InventoryOptions, PlanReport, Platform, ProgressEvent, PullOptions, PullReport, PushOptions,
+    PushReport, Role, SetImage, SetPlanReport, SetPullReport, SetPushOutcome, SetVetOutcome,
     VetReport,
 };
 
@@ -283,7 +284,7 @@ fn trap(e: wasmtime::Error, limits: Limits) -> anyhow::Error {
 }
 
 /// The user-facing message of a guest error.
-fn message(e: GuestError) -> anyhow::Error {
+pub fn message(e: GuestError) -> anyhow::Error {
     let text = match e {
         GuestError::InvalidReference(m)
         | GuestError::InvalidArgument(m)
@@ -339,6 +340,21 @@ impl bindings::imo::incremental::hashing::HostHasher for State {
     }
 }
 
+/// Instantiates the component with `caps` and makes one call `f` of its api,
+/// with the guest's errors and traps told as the user's one-line messages.
+fn call<T>(
+    caps: Capabilities,
+    f: impl FnOnce(&Api, &mut Store<State>) -> wasmtime::Result<Result<T, GuestError>>,
+) -> Result<T> {
+    let limits = caps.limits;
+    let (mut store, imo) = instantiate(caps)?;
+    f(imo.imo_incremental_api(), &mut store)
+        .map_err(|e| trap(e, limits))?
+        .map_err(message)
+}
+
+type Api = bindings::exports::imo::incremental::api::Guest;
+
 /// Runs `pull` in the component.
 pub fn pull(
     caps: Capabilities,
@@ -347,12 +363,9 @@ pub fn pull(
     output: &str,
     options: &PullOptions,
 ) -> Result<PullReport> {
-    let limits = caps.limits;
-    let (mut store, imo) = instantiate(caps)?;
-    imo.imo_incremental_api()
-        .call_pull(&mut store, base, final_, output, options)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
+    call(caps, |api, store| {
+        api.call_pull(store, base, final_, output, options)
+    })
 }
 
 /// Runs `plan` in the component.
@@ -362,52 +375,37 @@ pub fn plan(
     final_: &str,
     options: &PullOptions,
 ) -> Result<PlanReport> {
-    let limits = caps.limits;
-    let (mut store, imo) = instantiate(caps)?;
-    imo.imo_incremental_api()
-        .call_plan(&mut store, base, final_, options)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
+    call(caps, |api, store| {
+        api.call_plan(store, base, final_, options)
+    })
 }
 
-/// Runs `inspect` in the component.
-pub fn inspect(caps: Capabilities, archive: &str) -> Result<PlanReport> {
-    let limits = caps.limits;
-    let (mut store, imo) = instantiate(caps)?;
-    imo.imo_incremental_api()
-        .call_inspect(&mut store, archive)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
-}
-
-/// Runs `vet` in the component.
-pub fn vet(
-    caps: Capabilities,
-    archive: &str,
-    destination: &str,
-    options: &PushOptions,
-) -> Result<VetReport> {
-    let limits = caps.limits;
-    let (mut store, imo) = instantiate(caps)?;
-    imo.imo_incremental_api()
-        .call_vet(&mut store, archive, destination, options)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
-}
-
-/// Runs `push` in the component.
-pub fn push(
-    caps: Capabilities,
-    archive: &str,
-    destination: &str,
-    options: &PushOptions,
-) -> Result<PushReport> {
-    let limits = caps.limits;
-    let (mut store, imo) = instantiate(caps)?;
-    imo.imo_incremental_api()
-        .call_push(&mut store, archive, destination, options)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
+/// Runs `inspect` in the component: of the archive's image, or of each
+/// image of a set archive (`archive` is then a plain path or
+/// `oci-archive:`/`oci:` without a tag).
+pub fn inspect(caps: Capabilities, archive: &str) -> Result<Vec<PlanReport>> {
+    call(caps, |api, store| {
+        let targets = match api.call_set_targets(&mut *store, archive)? {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        if targets.is_empty() {
+            return Ok(api.call_inspect(store, archive)?.map(|r| vec![r]));
+        }
+        let base = if archive.starts_with("oci:") || archive.starts_with("oci-archive:") {
+            archive.to_string()
+        } else {
+            format!("oci-archive:{archive}")
+        };
+        let mut out = Vec::new();
+        for t in targets {
+            match api.call_inspect(&mut *store, &format!("{base}:{t}"))? {
+                Ok(r) => out.push(r),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(out))
+    })
 }
 
 /// Runs `copy` in the component.
@@ -417,12 +415,96 @@ pub fn copy(
     destination: &str,
     options: &CopyOptions,
 ) -> Result<PushReport> {
-    let limits = caps.limits;
-    let (mut store, imo) = instantiate(caps)?;
-    imo.imo_incremental_api()
-        .call_copy(&mut store, source, destination, options)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
+    call(caps, |api, store| {
+        api.call_copy(store, source, destination, options)
+    })
+}
+
+/// Runs `pull-set` in the component.
+pub fn pull_set(
+    caps: Capabilities,
+    images: &[SetImage],
+    bases: &[String],
+    output: &str,
+    options: &PullOptions,
+) -> Result<SetPullReport> {
+    call(caps, |api, store| {
+        api.call_pull_set(store, images, bases, output, options)
+    })
+}
+
+/// Runs `plan-set` in the component.
+pub fn plan_set(
+    caps: Capabilities,
+    images: &[SetImage],
+    bases: &[String],
+    options: &PullOptions,
+) -> Result<SetPlanReport> {
+    call(caps, |api, store| {
+        api.call_plan_set(store, images, bases, options)
+    })
+}
+
+/// Runs `inventory` in the component; the inventory's JSON.
+pub fn inventory(
+    caps: Capabilities,
+    targets: &[String],
+    layout: Option<&str>,
+    options: &InventoryOptions,
+) -> Result<String> {
+    call(caps, |api, store| {
+        api.call_inventory(store, targets, layout, *options)
+    })
+}
+
+/// What `vet` or `push` did: to one image, or to each image of a set.
+pub enum Outcome<One, Set> {
+    /// An ordinary archive.
+    Single(One),
+    /// A set archive, image by image.
+    Set(Vec<Set>),
+}
+
+/// Runs `vet`, or `vet-set` when the archive is a set (DESTINATION is then
+/// a prefix).
+pub fn vet(
+    caps: Capabilities,
+    archive: &str,
+    destination: &str,
+    options: &PushOptions,
+) -> Result<Outcome<VetReport, SetVetOutcome>> {
+    call(caps, |api, store| {
+        match api.call_set_targets(&mut *store, archive)? {
+            Ok(t) if t.is_empty() => Ok(api
+                .call_vet(store, archive, destination, options)?
+                .map(Outcome::Single)),
+            Ok(_) => Ok(api
+                .call_vet_set(store, archive, destination, options)?
+                .map(Outcome::Set)),
+            Err(e) => Ok(Err(e)),
+        }
+    })
+}
+
+/// Runs `push`, or `push-set` when the archive is a set (DESTINATION is
+/// then a prefix).
+pub fn push(
+    caps: Capabilities,
+    archive: &str,
+    destination: &str,
+    options: &PushOptions,
+) -> Result<Outcome<PushReport, SetPushOutcome>> {
+    call(caps, |api, store| {
+        match api.call_set_targets(&mut *store, archive)? {
+            Ok(t) if t.is_empty() => Ok(api
+                .call_push(store, archive, destination, options)?
+                .map(Outcome::Single)),
+            Ok(_) => Ok(api
+                .call_push_set(store, archive, destination, options)?
+                .map(Outcome::Set)),
+            Err(e) => Ok(Err(e)),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ pub mod digest;
 pub mod error;
 pub mod platform;
 pub mod reference;
+#[cfg(feature = "set")]
+pub mod set;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -173,6 +173,94 @@ impl Transport {
     }
 }
 
+/// Where the images of a set go: a registry and a path below which each
+/// image's target path lands (`host[:port][/path]`), or an OCI layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prefix {
+    /// `[docker://]HOST[:PORT][/PATH]`.
+    Registry {
+        /// `host[:port]` as written.
+        registry: String,
+        /// The path below it, if any (`mirror` in `host:5000/mirror`).
+        path: Option<String>,
+    },
+    /// `oci:DIR`: every image into one layout, tagged by its target.
+    Layout {
+        /// The directory.
+        path: String,
+    },
+}
+
+impl Prefix {
+    /// Parses `[docker://]HOST[:PORT][/PATH]` or `oci:DIR`; the first part of
+    /// a registry prefix must name a registry (a `.` or `:` in it, or
+    /// `localhost`), as it is never Docker Hub's implied one.
+    pub fn parse(input: &str) -> Result<Prefix> {
+        if let Some(rest) = input.strip_prefix("oci:") {
+            let (path, tag) = split_path(input, "oci:", rest)?;
+            if tag.is_some() {
+                return Err(Error::InvalidReference(format!(
+                    "invalid prefix {input:?}: each image takes its own tag; name only the directory"
+                )));
+            }
+            return Ok(Prefix::Layout { path });
+        }
+        let bad = |why: &str| Error::InvalidReference(format!("invalid prefix {input:?}: {why}"));
+        let s = input
+            .strip_prefix("docker://")
+            .unwrap_or(input)
+            .trim_end_matches('/');
+        let first = s.split('/').next().unwrap_or("");
+        if !(first.contains('.') || first.contains(':') || first == "localhost") {
+            return Err(bad("it must start with a registry, as HOST[:PORT][/PATH]"));
+        }
+        if s.contains('@') || s[first.len()..].contains(':') {
+            return Err(bad(
+                "a prefix is HOST[:PORT][/PATH], without a tag or digest",
+            ));
+        }
+        let r = Reference::parse(&format!("{s}/x")).map_err(|e| bad(&e.to_string()))?;
+        let path = r.repository().strip_suffix("x").unwrap_or("");
+        let path = path.trim_end_matches('/');
+        Ok(Prefix::Registry {
+            registry: r.registry().to_string(),
+            path: (!path.is_empty()).then(|| path.to_string()),
+        })
+    }
+
+    /// Where an image whose target is `path:tag` lands.
+    pub fn target(&self, path: &str, tag: &str) -> Result<Transport> {
+        match self {
+            Prefix::Registry { registry, path: p } => {
+                let full = match p {
+                    Some(p) => format!("{registry}/{p}/{path}:{tag}"),
+                    None => format!("{registry}/{path}:{tag}"),
+                };
+                Ok(Transport::Registry(Reference::parse(&full)?))
+            }
+            Prefix::Layout { path: dir } => Ok(Transport::Layout {
+                path: dir.clone(),
+                tag: Some(format!("{path}:{tag}")),
+            }),
+        }
+    }
+
+    /// The repository (`registry/path`) an image lands in, for a registry.
+    pub fn repository(&self, path: &str) -> Option<String> {
+        match self {
+            Prefix::Registry {
+                registry,
+                path: Some(p),
+            } => Some(format!("{registry}/{p}/{path}")),
+            Prefix::Registry {
+                registry,
+                path: None,
+            } => Some(format!("{registry}/{path}")),
+            Prefix::Layout { .. } => None,
+        }
+    }
+}
+
 /// A reference as `docker load` and `docker images` show it: Docker Hub's
 /// name and `library/` left out.
 pub fn familiar(r: &Reference) -> String {
@@ -293,6 +381,42 @@ mod tests {
             "",
         ] {
             let err = Transport::parse_file(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let p = Prefix::parse("mirror.local:5000/mirror").unwrap();
+        assert_eq!(
+            p,
+            Prefix::Registry {
+                registry: "mirror.local:5000".into(),
+                path: Some("mirror".into())
+            }
+        );
+        assert_eq!(
+            p.target("team/app", "v2").unwrap().to_string(),
+            "mirror.local:5000/mirror/team/app:v2"
+        );
+        let bare = Prefix::parse("docker://127.0.0.1:5000/").unwrap();
+        assert_eq!(
+            bare.target("app", "v1").unwrap().to_string(),
+            "127.0.0.1:5000/app:v1"
+        );
+        let layout = Prefix::parse("oci:/srv/images").unwrap();
+        assert_eq!(
+            layout.target("team/app", "v2").unwrap().to_string(),
+            "oci:/srv/images:team/app:v2"
+        );
+        for bad in [
+            "mirror",
+            "mirror.local:5000/app:v1",
+            "oci:/d:t",
+            "h.example/A",
+            "",
+        ] {
+            let err = Prefix::parse(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
     }

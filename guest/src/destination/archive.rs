@@ -10,8 +10,8 @@ use crate::archive::writer::{write_entry, Entry, Layout};
 use crate::concurrent::{block_on, Ready, Task};
 use crate::digest::{classify_io, Digest};
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, RawManifest};
-use crate::plan::Plan;
+use crate::manifest::{Descriptor, LayoutIndex, RawManifest};
+use crate::plan::{written_by, Plan};
 
 /// `oci-archive:FILE[:TAG]`, a plain path, or `-` (standard output).
 pub struct OciArchiveDestination {
@@ -55,11 +55,22 @@ impl Destination for OciArchiveDestination {
         self.shown.clone()
     }
 
-    fn begin(&mut self, plan: &Plan) -> Result<()> {
-        let tag = self.tag.clone().or_else(|| plan.tag.clone());
-        self.index_json = plan.index_json(tag.as_deref());
-        self.tag = tag;
-        let layout = Layout::new(plan.written(), self.index_json.len() as u64);
+    fn begin(&mut self, plans: &[&Plan]) -> Result<()> {
+        self.index_json = match plans {
+            // One image: the destination's own tag, else the source's.
+            [plan] => {
+                let tag = self.tag.clone().or_else(|| plan.tag.clone());
+                plan.index_json(tag.as_deref())
+            }
+            _ => {
+                let entries = plans
+                    .iter()
+                    .map(|p| p.index_entry(p.tag.as_deref()))
+                    .collect();
+                LayoutIndex::of(entries).to_bytes()
+            }
+        };
+        let layout = Layout::new(written_by(plans), self.index_json.len() as u64);
         block_on(layout.write_start(&self.out)).map_err(self.write_err())?;
         self.layout = Some(layout);
         Ok(())
@@ -93,7 +104,7 @@ impl Destination for OciArchiveDestination {
         block_on(write_entry(&self.out, entry, &mut Ready(&m.bytes[..]))).map_err(self.write_err())
     }
 
-    fn commit(self: Box<Self>, _top: &RawManifest) -> Result<Committed> {
+    fn commit(self: Box<Self>, _images: &[(&Plan, &RawManifest)]) -> Result<Committed> {
         let this = *self;
         let layout = this
             .layout

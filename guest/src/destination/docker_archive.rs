@@ -161,11 +161,12 @@ impl Destination for DockerArchiveDestination {
         self.shown.clone()
     }
 
-    fn begin(&mut self, plan: &Plan) -> Result<()> {
+    fn begin(&mut self, plans: &[&Plan]) -> Result<()> {
         let target = Transport::DockerArchive {
             path: self.shown.clone(),
             image: None,
         };
+        let plan = super::single(plans, &target.to_string())?;
         let [image] = plan.images.as_slice() else {
             return Err(Error::Unsupported(format!(
                 "{target} holds one image per tag, and {} has {} platforms: choose one with --platform",
@@ -248,7 +249,7 @@ impl Destination for DockerArchiveDestination {
         Ok(())
     }
 
-    fn commit(self: Box<Self>, _top: &RawManifest) -> Result<Committed> {
+    fn commit(self: Box<Self>, _images: &[(&Plan, &RawManifest)]) -> Result<Committed> {
         let json = self.manifest_json()?;
         let mut last = Planner::starting_at(self.manifest_at);
         let entry = last.file(&[], "manifest.json", json.len() as u64);

@@ -14,9 +14,7 @@ use crate::concurrent::{read, PollRead, Ready, Task};
 use crate::digest::classify_io;
 use crate::error::{Error, Result};
 use crate::fsys::Dir;
-use crate::manifest::{
-    Descriptor, RawManifest, BASE_NAME, MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME,
-};
+use crate::manifest::{Descriptor, RawManifest, MAX_MANIFEST_BYTES, OCI_INDEX, REF_NAME};
 use crate::plan::Plan;
 
 const CHUNK: usize = 256 * 1024;
@@ -27,8 +25,8 @@ pub struct LayoutDestination {
     tag: Option<String>,
     dir: Option<Dir>,
     index: Map<String, Value>,
-    top: Option<Descriptor>,
-    base: Option<String>,
+    /// The `index.json` entry each image gets.
+    entries: Vec<Descriptor>,
     write: bool,
 }
 
@@ -41,8 +39,7 @@ impl LayoutDestination {
             tag,
             dir: None,
             index: Map::new(),
-            top: None,
-            base: None,
+            entries: Vec::new(),
             write,
         }
     }
@@ -119,12 +116,20 @@ impl Destination for LayoutDestination {
         self.shown()
     }
 
-    fn begin(&mut self, plan: &Plan) -> Result<()> {
-        if self.tag.is_none() {
-            self.tag = plan.tag.clone();
-        }
-        self.top = Some(plan.top.clone());
-        self.base = plan.base_registry.clone();
+    fn begin(&mut self, plans: &[&Plan]) -> Result<()> {
+        self.entries = match plans {
+            // One image: the destination's own tag, else the source's.
+            [plan] => {
+                if self.tag.is_none() {
+                    self.tag = plan.tag.clone();
+                }
+                vec![plan.index_entry(self.tag.as_deref())]
+            }
+            _ => plans
+                .iter()
+                .map(|p| p.index_entry(p.tag.as_deref()))
+                .collect(),
+        };
         if !self.write {
             // Looking only: a layout that is not there holds nothing.
             return Ok(());
@@ -190,39 +195,31 @@ impl Destination for LayoutDestination {
         crate::concurrent::block_on(self.store(&d, &mut Ready(&m.bytes[..])))
     }
 
-    fn commit(self: Box<Self>, _top: &RawManifest) -> Result<Committed> {
-        let mut entry = self
-            .top
-            .clone()
-            .ok_or_else(|| Error::Io(format!("{} was never begun", self.shown())))?;
-        if let Some(t) = &self.tag {
-            entry.annotations.insert(REF_NAME.to_string(), t.clone());
-        }
-        if let Some(b) = &self.base {
-            entry.annotations.insert(BASE_NAME.to_string(), b.clone());
-        }
-        let entry = serde_json::to_value(&entry)
-            .map_err(|e| Error::Io(format!("cannot describe the image: {e}")))?;
-        // The tag moves: an entry it named before goes; so does an untagged
-        // entry for the same manifest.
-        let tag = self.tag.clone();
-        let digest = entry.get("digest").cloned();
+    fn commit(self: Box<Self>, _images: &[(&Plan, &RawManifest)]) -> Result<Committed> {
         let mut manifests: Vec<Value> = match self.index.get("manifests") {
             Some(Value::Array(list)) => list.clone(),
             _ => Vec::new(),
         };
-        manifests.retain(|m| {
-            let named = m
-                .get("annotations")
-                .and_then(|a| a.get(REF_NAME))
-                .and_then(Value::as_str);
-            match (&tag, named) {
-                (Some(t), Some(n)) => n != t,
-                (_, None) => m.get("digest") != digest.as_ref(),
-                (None, Some(_)) => true,
-            }
-        });
-        manifests.push(entry);
+        for entry in &self.entries {
+            let tag = entry.annotations.get(REF_NAME);
+            let value = serde_json::to_value(entry)
+                .map_err(|e| Error::Io(format!("cannot describe the image: {e}")))?;
+            // The tag moves: an entry it named before goes; so does an
+            // untagged entry for the same manifest.
+            let digest = value.get("digest").cloned();
+            manifests.retain(|m| {
+                let named = m
+                    .get("annotations")
+                    .and_then(|a| a.get(REF_NAME))
+                    .and_then(Value::as_str);
+                match (tag, named) {
+                    (Some(t), Some(n)) => n != t,
+                    (_, None) => m.get("digest") != digest.as_ref(),
+                    (None, Some(_)) => true,
+                }
+            });
+            manifests.push(value);
+        }
         let mut index = self.index.clone();
         index.insert("schemaVersion".into(), Value::from(2));
         index

@@ -41,9 +41,10 @@ pub trait Destination {
     /// How messages name it.
     fn name(&self) -> String;
 
-    /// Sees the plan before anything is written: refuses what it cannot
-    /// hold, fixes the places of what it will.
-    fn begin(&mut self, plan: &Plan) -> Result<()>;
+    /// Sees the plans of every image it will get (one, or a set) before
+    /// anything is written: refuses what it cannot hold, fixes the places
+    /// of what it will.
+    fn begin(&mut self, plans: &[&Plan]) -> Result<()>;
 
     /// Whether it already holds blob `d`.
     fn has_blob<'a>(&'a self, d: &'a Descriptor) -> Task<'a, bool, Error>;
@@ -65,10 +66,21 @@ pub trait Destination {
     /// Stores a manifest or index byte for byte, under its digest.
     fn put_manifest(&mut self, m: &RawManifest) -> Result<()>;
 
-    /// Names `top` by the destination's tag, last, and makes everything
-    /// final: until this returns, whatever the destination's tag named before
+    /// Names each image's top manifest by its tag, last, and makes
+    /// everything final: until this returns, whatever a tag named before
     /// still names it.
-    fn commit(self: Box<Self>, top: &RawManifest) -> Result<Committed>;
+    fn commit(self: Box<Self>, images: &[(&Plan, &RawManifest)]) -> Result<Committed>;
+}
+
+/// The one plan of a destination that takes one image at a time.
+pub(crate) fn single<'a>(plans: &[&'a Plan], name: &str) -> Result<&'a Plan> {
+    match plans {
+        [one] => Ok(one),
+        _ => Err(Error::Unsupported(format!(
+            "{name} takes one image at a time, not {}",
+            plans.len()
+        ))),
+    }
 }
 
 /// How a destination is reached, and what for.

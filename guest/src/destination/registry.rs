@@ -59,7 +59,8 @@ impl Destination for RegistryDestination {
         self.repository_name()
     }
 
-    fn begin(&mut self, plan: &Plan) -> Result<()> {
+    fn begin(&mut self, plans: &[&Plan]) -> Result<()> {
+        let plan = super::single(plans, &self.reference.to_string())?;
         if let Some(d) = self.reference.digest() {
             if *d != plan.top.digest {
                 return Err(Error::InvalidArgument(format!(
@@ -110,7 +111,13 @@ impl Destination for RegistryDestination {
             .put_manifest(self.repo(), &m.digest.to_string(), m)
     }
 
-    fn commit(self: Box<Self>, top: &RawManifest) -> Result<Committed> {
+    fn commit(self: Box<Self>, images: &[(&Plan, &RawManifest)]) -> Result<Committed> {
+        let [(_, top)] = images else {
+            return Err(Error::Unsupported(format!(
+                "{} takes one image at a time",
+                self.reference
+            )));
+        };
         let name = match &self.tag {
             Some(tag) => {
                 self.registry.put_manifest(self.repo(), tag, top)?;

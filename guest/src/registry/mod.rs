@@ -4,6 +4,7 @@
 mod auth;
 pub use imo_grammar::challenge;
 pub mod download;
+pub mod listing;
 pub mod upload;
 
 use auth::Auth;

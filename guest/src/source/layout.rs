@@ -1,6 +1,6 @@
 //! OCI image layouts as a [`Source`]: a directory, or an archive read in place.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
@@ -75,6 +75,20 @@ impl LayoutStore for DirStore {
 
     fn stream(&self, name: &str) -> Result<Box<dyn Read + '_>> {
         Ok(Box::new(self.open(name)?))
+    }
+}
+
+impl<S: LayoutStore + ?Sized> LayoutStore for &S {
+    fn exists(&self, name: &str) -> bool {
+        (**self).exists(name)
+    }
+
+    fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        (**self).read(name, limit)
+    }
+
+    fn stream(&self, name: &str) -> Result<Box<dyn Read + '_>> {
+        (**self).stream(name)
     }
 }
 
@@ -256,6 +270,19 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
 
     fn holds(&self, digest: &Digest) -> bool {
         self.has_blob(digest)
+    }
+
+    fn images(&self) -> Result<Vec<(RawManifest, BTreeMap<String, String>)>> {
+        let index = self.index()?;
+        if self.tag.is_some() || self.top.is_some() || index.manifests.len() <= 1 {
+            let desc = self.top_descriptor()?;
+            return Ok(vec![(self.document(&desc)?, desc.annotations)]);
+        }
+        index
+            .manifests
+            .into_iter()
+            .map(|d| Ok((self.document(&d)?, d.annotations)))
+            .collect()
     }
 
     fn recorded_base(&self) -> Option<String> {

@@ -8,11 +8,13 @@ mod layout;
 mod registry;
 
 pub use docker_archive::{synthesise, DockerArchiveSource};
-pub use layout::{DirStore, LayoutSource};
+pub use layout::{DirStore, LayoutSource, LayoutStore};
 pub use registry::RegistrySource;
 
 use crate::archive::reader::ArchiveReader;
 use crate::bindings::imo::incremental::types::Role;
+use std::collections::BTreeMap;
+
 use crate::concurrent::PollRead;
 use crate::digest::Digest;
 use crate::error::Result;
@@ -38,6 +40,12 @@ pub trait Source {
     /// The base an incremental archive was made against, as it recorded it.
     fn recorded_base(&self) -> Option<String> {
         None
+    }
+    /// Every image it holds, as a base: its top manifest and the annotations
+    /// that name it. An image source holds one; a layout named without a
+    /// tag, every image it lists (a set archive).
+    fn images(&self) -> Result<Vec<(RawManifest, BTreeMap<String, String>)>> {
+        Ok(vec![(self.top()?, BTreeMap::new())])
     }
     /// The content of blob `desc`, unverified: callers verify while
     /// streaming. Takes `&self`, so several blobs can stream at once.

@@ -1,0 +1,135 @@
+//! Listing what a registry holds: its repositories (`GET /v2/_catalog`) and
+//! a repository's tags (`GET /v2/<name>/tags/list`), following `Link`
+//! pagination.
+
+use serde::Deserialize;
+
+use super::{Payload, Registry};
+use crate::concurrent::block_on;
+use crate::error::{Error, Result};
+
+/// Names asked for per page.
+const PAGE: usize = 1000;
+/// Pages followed at most (a million names at `PAGE` per page).
+const MAX_PAGES: usize = 1000;
+/// Largest page body read.
+const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The target of a `Link: <…>; rel="next"` header.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_string())
+    })
+}
+
+impl Registry {
+    /// Fetches every page of a listing starting at `first`; `items` takes
+    /// one page's body and returns its names.
+    fn pages(
+        &self,
+        first: String,
+        scope: &str,
+        what: &str,
+        items: impl Fn(&[u8]) -> std::result::Result<Vec<String>, serde_json::Error>,
+    ) -> Result<Option<Vec<String>>> {
+        let mut out = Vec::new();
+        let mut target = first;
+        for _ in 0..MAX_PAGES {
+            let resp = block_on(self.request("GET", &target, scope, &[], Payload::Empty))?;
+            match resp.status {
+                200 => {}
+                404 => return Ok(None),
+                _ => return Err(self.status_error(what, resp)),
+            }
+            let next = resp.header("link").and_then(next_link);
+            let body = resp
+                .read_limited(MAX_PAGE_BYTES)
+                .map_err(|e| Error::Network(format!("reading {what} from {}: {e}", self.name)))?;
+            out.extend(items(&body).map_err(|e| {
+                Error::Registry(format!(
+                    "{} answered {what} with something unusable: {e}",
+                    self.name
+                ))
+            })?);
+            match next {
+                // A relative Link keeps to the registry; an absolute one
+                // goes through the same client (and its allow-list).
+                Some(n) => target = n.trim_start_matches('/').to_string(),
+                None => return Ok(Some(out)),
+            }
+        }
+        Err(Error::Registry(format!(
+            "{} lists more than {MAX_PAGES} pages for {what}",
+            self.name
+        )))
+    }
+
+    /// Every repository the registry lists.
+    pub fn catalog(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        self.pages(
+            format!("v2/_catalog?n={PAGE}"),
+            "registry:catalog:*",
+            "the catalog",
+            |b| {
+                Ok(serde_json::from_slice::<Catalog>(b)?
+                    .repositories
+                    .unwrap_or_default())
+            },
+        )?
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{} offers no catalog: name the repositories",
+                self.name
+            ))
+        })
+    }
+
+    /// Every tag of `repository` (none for an unknown repository).
+    pub fn tags(&self, repository: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        Ok(self
+            .pages(
+                format!("v2/{repository}/tags/list?n={PAGE}"),
+                &format!("repository:{repository}:pull"),
+                &format!("the tags of {repository}"),
+                |b| Ok(serde_json::from_slice::<Tags>(b)?.tags.unwrap_or_default()),
+            )?
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_next_links_only() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/_catalog?last=b&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/p?x=1>; rel="prev", </q>; rel=next"#).as_deref(),
+            Some("/q")
+        );
+        assert_eq!(next_link(r#"</v2/x>; rel="last""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}
