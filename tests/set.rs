@@ -210,6 +210,33 @@ fn a_set_ships_each_shared_blob_once_and_lands_below_a_prefix() {
     ok(&inspect, "skopeo inspect at the prefix");
     let v: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(v["Digest"], t.images["team/web"].digest.as_str());
+
+    // A far side without a registry: the set lands on a layout, each image
+    // tagged by its target; a set can also be written as a layout.
+    let far = dir.path().join("far");
+    let pushed = run_ok(&[
+        "push",
+        out.to_str().unwrap(),
+        &format!("oci:{}", far.display()),
+    ]);
+    assert!(pushed.contains("pushed 3 image(s)"), "{pushed}");
+    let layout = dir.path().join("set-layout");
+    run_ok(&[
+        "pull",
+        "--set",
+        &set,
+        "-o",
+        &format!("oci:{}", layout.display()),
+    ]);
+    for dir in [&far, &layout] {
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:team/web:v1", dir.display()),
+        ]);
+        ok(&raw, "skopeo inspect oci:DIR:target");
+        assert_eq!(sha256(&raw.stdout), t.images["team/web"].digest);
+    }
 }
 
 #[test]
@@ -451,4 +478,73 @@ fn inventory_of_a_layout_and_of_named_repositories() {
         ]),
         &["one registry"],
     );
+}
+
+#[test]
+fn split_parts_read_as_one_and_a_bad_part_is_named() {
+    let t = three(Registry::start(), "v1");
+    let dir = workdir();
+    let set = set_file(dir.path(), "set.yaml", &t.reg, "v1");
+    let whole = dir.path().join("whole.tar");
+    run_ok(&["pull", "--set", &set, "-o", whole.to_str().unwrap()]);
+    let out = dir.path().join("site.tar");
+    let summary = run_ok(&[
+        "pull",
+        "--set",
+        &set,
+        "--split",
+        "4K",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(summary.contains("parts"), "{summary}");
+    let part = |i: usize| dir.path().join(format!("site.tar.{i:03}"));
+    let list = std::fs::read_to_string(dir.path().join("site.tar.sha256")).unwrap();
+    let mut joined = Vec::new();
+    for (i, line) in list.lines().enumerate() {
+        let bytes = std::fs::read(part(i)).unwrap();
+        assert!(bytes.len() <= 4096);
+        assert_eq!(line, format!("{}  site.tar.{i:03}", &sha256(&bytes)[7..]));
+        joined.extend(bytes);
+    }
+    assert!(list.lines().count() > 2);
+    assert_eq!(
+        joined,
+        std::fs::read(&whole).unwrap(),
+        "the parts are the archive"
+    );
+    // sha256sum checks the list as it is.
+    let check = std::process::Command::new("sha256sum")
+        .arg("-c")
+        .arg("site.tar.sha256")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    ok(&check, "sha256sum -c");
+
+    let first = part(0);
+    let inspect = imo(&["inspect", "--json", first.to_str().unwrap()]);
+    ok(&inspect, "inspect the first part");
+    let v: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(v["images"].as_array().unwrap().len(), 3);
+
+    // A damaged part is named, and nothing is pushed.
+    let dest = Registry::start();
+    let keep = std::fs::read(part(1)).unwrap();
+    let mut bad = keep.clone();
+    bad[100] ^= 1;
+    std::fs::write(part(1), &bad).unwrap();
+    let run = imo(&["push", first.to_str().unwrap(), &dest.host()]);
+    one_line_failure(&run, &["site.tar.001", "damaged"]);
+    std::fs::remove_file(part(1)).unwrap();
+    let run = imo(&["push", first.to_str().unwrap(), &dest.host()]);
+    one_line_failure(&run, &["site.tar.001", "missing"]);
+    assert!(dest
+        .blob("team/web", &t.images["team/web"].config)
+        .is_none());
+
+    std::fs::write(part(1), &keep).unwrap();
+    run_ok(&["push", first.to_str().unwrap(), &dest.host()]);
+    assert_complete(&dest, "team/web", "v1", &t.images["team/web"]);
+    assert_complete(&dest, "cli", "v1", &t.images["tools/cli"]);
 }

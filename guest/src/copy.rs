@@ -89,6 +89,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
         retry_times: opts.retry_times,
         chunk_size: opts.chunk_size,
         write: true,
+        split: 0,
     };
     let target = destination::open(dest, access)?;
     let options = CopyOptions {

@@ -118,6 +118,11 @@ impl TempFile {
     pub fn commit(self) -> io::Result<()> {
         self.inner.commit()
     }
+
+    /// Reads back everything written so far, in order, in pieces.
+    pub fn read_back(&self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        self.inner.read_back(each)
+    }
 }
 
 /// Native builds (unit tests): std's files.
@@ -185,6 +190,18 @@ mod native {
                 .as_ref()
                 .ok_or_else(|| io::Error::other("file already closed"))?
                 .write_all_at(buf, offset)
+        }
+
+        pub fn read_back(&self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+            use std::io::Read;
+            let mut f = File::open(&self.temp)?;
+            let mut buf = vec![0u8; 1024 * 1024];
+            loop {
+                match f.read(&mut buf)? {
+                    0 => return Ok(()),
+                    n => each(&buf[..n]),
+                }
+            }
         }
 
         pub fn commit(mut self) -> io::Result<()> {
@@ -354,6 +371,27 @@ mod wasi_fs {
                 offset += n;
             }
             Ok(())
+        }
+
+        pub fn read_back(&self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+            let f = self
+                .dir
+                .open_at(
+                    PathFlags::empty(),
+                    &self.temp,
+                    OpenFlags::empty(),
+                    DescriptorFlags::READ,
+                )
+                .map_err(err)?;
+            let mut at = 0u64;
+            loop {
+                let (data, end) = f.read(1024 * 1024, at).map_err(err)?;
+                at += data.len() as u64;
+                each(&data);
+                if end || data.is_empty() {
+                    return Ok(());
+                }
+            }
         }
 
         pub fn commit(mut self) -> io::Result<()> {

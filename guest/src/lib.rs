@@ -72,6 +72,7 @@ fn options_from(options: wit::PullOptions) -> pull::PullOptions {
         tls_verify: options.tls_verify,
         retry_times: options.retry_times,
         jobs: options.jobs,
+        split: options.split,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct PullOptions {
     pub retry_times: u32,
     /// Blobs transferred at once.
     pub jobs: u32,
+    /// Write the archive in parts of this many bytes (0: one file).
+    pub split: u64,
 }
 
 /// What a pull wrote.
@@ -46,6 +48,17 @@ pub struct PullReport {
     pub bytes_left_out: u64,
     /// Size of the archive file.
     pub archive_size: u64,
+}
+
+/// Parts are for archive files only.
+pub(crate) fn check_split(target: &Transport, split: u64) -> Result<()> {
+    match target {
+        Transport::Archive { .. } => Ok(()),
+        other if split > 0 => Err(Error::InvalidArgument(format!(
+            "--split writes an archive file in parts; {other} is not one"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Opens FINAL (and BASE unless `scratch`) and plans the archive.
@@ -91,6 +104,7 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
             "pull writes FILE, oci:DIR, oci-archive:FILE or docker-archive:FILE, not registry {r}: to copy into a registry, use imo copy"
         )));
     }
+    check_split(&target, opts.split)?;
     let (source, plan) = open_and_plan(base, final_, opts)?;
     if let Some(base) = &plan.base {
         if plan.left_out().next().is_none() {
@@ -105,6 +119,7 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
         retry_times: opts.retry_times,
         chunk_size: 0,
         write: true,
+        split: opts.split,
     };
     let dest = destination::open(target, access)?;
     let options = CopyOptions {

@@ -83,6 +83,7 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
         retry_times: opts.retry_times,
         chunk_size: opts.chunk_size,
         write: false,
+        split: 0,
     };
     let mut target = destination::open(Transport::parse(dest)?, access)?;
     target.begin(&[&plan])?;

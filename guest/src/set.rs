@@ -225,6 +225,7 @@ pub fn pull_set(
             "a set is written to FILE, oci:DIR or oci-archive:FILE, not {target}"
         )));
     }
+    crate::pull::check_split(&target, opts.split)?;
     let planned = plan_all(images, bases, opts)?;
     let items: Vec<(&Plan, &dyn Source)> = planned.iter().map(|(s, p)| (p, s.as_ref())).collect();
     let plans: Vec<&Plan> = items.iter().map(|(p, _)| *p).collect();
@@ -233,6 +234,7 @@ pub fn pull_set(
         retry_times: opts.retry_times,
         chunk_size: 0,
         write: true,
+        split: opts.split,
     };
     let dest = destination::open(target, access)?;
     let options = CopyOptions {
@@ -400,6 +402,7 @@ pub fn push_set(
         retry_times: opts.retry_times,
         chunk_size: opts.chunk_size,
         write: true,
+        split: 0,
     };
     let mut landed: Vec<Reference> = Vec::new();
     let mut out = Vec::new();
@@ -471,11 +474,7 @@ pub fn push_set(
 
 /// Checks, for every image of a set archive, that its left-out blobs are in
 /// its target repository or in a place it may mount them from.
-pub fn vet_set(
-    archive: &str,
-    prefix: &str,
-    opts: &PushOptions,
-) -> Result<Vec<SetOutcome<Vetted>>> {
+pub fn vet_set(archive: &str, prefix: &str, opts: &PushOptions) -> Result<Vec<SetOutcome<Vetted>>> {
     let prefix = Prefix::parse(prefix)?;
     let (store, shown) = Store::open(archive)?;
     let entries = set_entries(store.store(), &shown)?;
@@ -489,6 +488,7 @@ pub fn vet_set(
         retry_times: opts.retry_times,
         chunk_size: opts.chunk_size,
         write: false,
+        split: 0,
     };
     let registry = match &prefix {
         Prefix::Registry { registry, .. } => Some(Registry::new(

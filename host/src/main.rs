@@ -76,6 +76,11 @@ enum Command {
         /// docker-archive:FILE[:REF] (what `docker load` reads; whole images only).
         #[arg(short, long, value_name = "FILE")]
         output: String,
+        /// Write the archive as parts of SIZE bytes (K, M, G: powers of 1024,
+        /// e.g. 4G): OUT.000, OUT.001, …, and OUT.sha256 with their digests.
+        /// inspect, vet and push take OUT.000 and check every part.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        split: Option<u64>,
     },
     /// Copy an image from any source to any destination, digest for digest:
     /// registries (`docker://` optional), oci:DIR[:TAG],
@@ -355,8 +360,31 @@ impl ImageArgs {
             tls_verify: self.src_tls_verify,
             retry_times,
             jobs,
+            split: 0,
         };
         Ok((inputs, named, options, creds))
+    }
+}
+
+/// A size in bytes: digits, optionally followed by K, M or G (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("{s:?} is not a size: use bytes, or K, M, G")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use bytes, or K, M, G"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) | None => Err(format!("{s:?} is not a usable size")),
+        Some(v) => Ok(v),
     }
 }
 
@@ -435,10 +463,18 @@ fn run(cli: Cli) -> Result<()> {
         },
     };
     match cli.command {
-        Command::Pull { images, output } => {
-            let (inputs, named, options, creds) =
+        Command::Pull {
+            images,
+            output,
+            split,
+        } => {
+            let (inputs, named, mut options, creds) =
                 images.prepare(&mut grants, &auth_files, cli.retry_times, cli.jobs)?;
-            let output = grants.target(&output, true, true)?;
+            options.split = split.unwrap_or(0);
+            let mut output = grants.target(&output, true, true)?;
+            if let Some(part) = split {
+                output.shown = format!("{} in parts of {part} bytes", output.shown);
+            }
             let caps = common.caps(grants, creds, &refs(&named), &images.insecure(&named))?;
             match inputs {
                 Inputs::Pair(base, final_) => {
@@ -690,6 +726,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("imo: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("3MiB"), Ok(3 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        for bad in ["", "0", "G", "4T", "x1", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
 }

@@ -110,6 +110,7 @@ const options = (extra = {}) => ({
   tlsVerify: true,
   retryTimes: 2,
   jobs: 4,
+  split: 0n,
   ...extra,
 });
 const pushOptions = { tlsVerify: true, mountFrom: [], chunkSize: 1n << 25n, verify: true, retryTimes: 2, jobs: 4 };

@@ -2,5 +2,6 @@
 //! in a tar stream.
 
 pub mod output;
+pub mod parts;
 pub mod reader;
 pub mod writer;

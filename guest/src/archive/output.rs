@@ -6,6 +6,7 @@ use std::path::Path;
 use std::task::Poll;
 
 use super::writer::{Ordered, Sink};
+use crate::digest::{Algorithm, Hasher};
 use crate::error::{Error, Result};
 use crate::fsys::{Dir, TempFile};
 
@@ -24,6 +25,37 @@ pub enum Output {
         /// The open temporary file.
         file: TempFile,
     },
+    /// Parts `path.000`, `path.001`, … of `size` bytes each, and on commit
+    /// `path.sha256` listing their digests.
+    Split {
+        /// The archive's path, for messages and the parts' names.
+        path: String,
+        /// The directory they go in.
+        dir: Dir,
+        /// The name of the archive in it.
+        name: String,
+        /// The parts, under temporary names.
+        parts: Vec<TempFile>,
+        /// Bytes per part.
+        size: u64,
+    },
+}
+
+/// `path`'s directory and file name, or why it names no file.
+fn dir_and_name(path: &str) -> Result<(String, String)> {
+    let p = Path::new(path);
+    let name = p
+        .file_name()
+        .filter(|_| !path.ends_with('/'))
+        .ok_or_else(|| Error::InvalidArgument(format!("output path {path:?} names no file")))?
+        .to_string_lossy()
+        .into_owned();
+    let dir = p
+        .parent()
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| ".".into());
+    Ok((dir, name))
 }
 
 impl Output {
@@ -33,18 +65,7 @@ impl Output {
             let out = BufWriter::with_capacity(BUFFER, io::stdout());
             return Ok(Output::Stdout(Ordered::new(out, READ_AHEAD)));
         }
-        let p = Path::new(path);
-        let name = p
-            .file_name()
-            .filter(|_| !path.ends_with('/'))
-            .ok_or_else(|| Error::InvalidArgument(format!("output path {path:?} names no file")))?
-            .to_string_lossy()
-            .into_owned();
-        let dir = p
-            .parent()
-            .map(|d| d.to_string_lossy().into_owned())
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| ".".into());
+        let (dir, name) = dir_and_name(path)?;
         let open = || {
             let dir = Dir::open(&dir)?;
             if dir.is_dir(&name) {
@@ -59,7 +80,43 @@ impl Output {
         })
     }
 
-    /// Flushes and, for a file, syncs it and renames it into place.
+    /// Opens `path` as parts of `size` bytes for an archive of `total`
+    /// bytes.
+    pub fn open_split(path: &str, size: u64, total: u64) -> Result<Self> {
+        if path == "-" {
+            return Err(Error::InvalidArgument(
+                "standard output cannot be split: name a file".into(),
+            ));
+        }
+        if size == 0 {
+            return Err(Error::InvalidArgument("a part size of 0 bytes".into()));
+        }
+        let count = total.div_ceil(size).max(1);
+        if count > 10_000 {
+            return Err(Error::InvalidArgument(format!(
+                "{path}: {count} parts of {size} bytes; choose a larger --split"
+            )));
+        }
+        let (dir_path, name) = dir_and_name(path)?;
+        let open = || {
+            let dir = Dir::open(&dir_path)?;
+            let parts = (0..count as usize)
+                .map(|i| dir.temp_file(&super::parts::part_name(&name, i)))
+                .collect::<io::Result<Vec<_>>>()?;
+            Ok::<_, io::Error>((dir, parts))
+        };
+        let (dir, parts) = open().map_err(|e| Error::io(path, "write", &e))?;
+        Ok(Output::Split {
+            path: path.to_string(),
+            dir,
+            name,
+            parts,
+            size,
+        })
+    }
+
+    /// Flushes and, for a file, syncs it and renames it into place; for
+    /// parts, writes their digest list last.
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(o) => o
@@ -69,6 +126,25 @@ impl Output {
             Output::File { path, file } => {
                 file.commit().map_err(|e| Error::io(&path, "finish", &e))
             }
+            Output::Split {
+                path,
+                dir,
+                name,
+                parts,
+                ..
+            } => {
+                let mut list = String::new();
+                for (i, part) in parts.into_iter().enumerate() {
+                    let mut h = Hasher::new(Algorithm::Sha256);
+                    part.read_back(&mut |b| h.update(b))
+                        .and_then(|()| part.commit())
+                        .map_err(|e| Error::io(&path, "finish", &e))?;
+                    let part_name = super::parts::part_name(&name, i);
+                    list.push_str(&format!("{}  {part_name}\n", h.finish().hex()));
+                }
+                dir.write_atomic(&super::parts::list_name(&name), list.as_bytes())
+                    .map_err(|e| Error::io(&path, "finish", &e))
+            }
         }
     }
 
@@ -76,7 +152,7 @@ impl Output {
     pub fn display(&self) -> String {
         match self {
             Output::Stdout(_) => "standard output".into(),
-            Output::File { path, .. } => path.clone(),
+            Output::File { path, .. } | Output::Split { path, .. } => path.clone(),
         }
     }
 }
@@ -86,6 +162,25 @@ impl Sink for Output {
         match self {
             Output::Stdout(o) => o.poll_write_at(offset, bytes),
             Output::File { file, .. } => Poll::Ready(file.write_all_at(bytes, offset)),
+            Output::Split { parts, size, .. } => {
+                let (mut bytes, mut offset) = (bytes, offset);
+                while !bytes.is_empty() {
+                    let i = (offset / *size) as usize;
+                    let within = offset % *size;
+                    let n = (*size - within).min(bytes.len() as u64) as usize;
+                    let Some(part) = parts.get(i) else {
+                        return Poll::Ready(Err(io::Error::other(format!(
+                            "offset {offset} is past the last part"
+                        ))));
+                    };
+                    if let Err(e) = part.write_all_at(&bytes[..n], within) {
+                        return Poll::Ready(Err(e));
+                    }
+                    bytes = &bytes[n..];
+                    offset += n as u64;
+                }
+                Poll::Ready(Ok(()))
+            }
         }
     }
 }

@@ -2,9 +2,9 @@
 //! offset, size) and blobs are read by seeking, never extracted.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
+use super::parts::Parts;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -17,6 +17,7 @@ struct Entry {
 /// An indexed OCI archive file.
 pub struct ArchiveReader {
     path: String,
+    parts: Parts,
     entries: HashMap<String, Entry>,
 }
 
@@ -46,14 +47,15 @@ impl ArchiveReader {
     }
 
     /// Opens and indexes `path`, any tar: its regular files by name.
+    /// `OUT.000` opens the archive split into parts (see [`super::parts`]).
     pub fn open_tar(path: &str) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, "read", &e))?;
+        let parts = Parts::open(path)?;
         let not_tar = |e: std::io::Error| {
             Error::CorruptArchive(format!("{path} is not a readable tar archive: {e}"))
         };
         let mut entries = HashMap::new();
         {
-            let mut archive = tar::Archive::new(&file);
+            let mut archive = tar::Archive::new(parts.reader());
             for entry in archive.entries_with_seek().map_err(not_tar)? {
                 let entry = entry.map_err(not_tar)?;
                 let kind = entry.header().entry_type();
@@ -78,10 +80,7 @@ impl ArchiveReader {
                 }
             }
         }
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(path, "read", &e))?
-            .len();
+        let len = parts.len();
         if let Some((name, _)) = entries
             .iter()
             .find(|(_, e)| e.offset.saturating_add(e.size) > len)
@@ -92,6 +91,7 @@ impl ArchiveReader {
         }
         Ok(ArchiveReader {
             path: path.to_string(),
+            parts,
             entries,
         })
     }
@@ -132,7 +132,7 @@ impl ArchiveReader {
             .entries
             .get(name)
             .ok_or_else(|| Error::NotFound(format!("{} has no entry {name}", self.path)))?;
-        let mut f = File::open(&self.path).map_err(|err| Error::io(&self.path, "read", &err))?;
+        let mut f = self.parts.reader();
         f.seek(SeekFrom::Start(e.offset))
             .map_err(|err| Error::io(&self.path, "read", &err))?;
         Ok(f.take(e.size))

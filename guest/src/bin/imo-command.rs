@@ -24,6 +24,7 @@ fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
         tls_verify: std::env::var("IMO_TLS_VERIFY").map_or(true, |v| v != "false"),
         retry_times: 3,
         jobs: JOBS,
+        split: 0,
     })
 }
 

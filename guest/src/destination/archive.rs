@@ -16,6 +16,9 @@ use crate::plan::{written_by, Plan};
 /// `oci-archive:FILE[:TAG]`, a plain path, or `-` (standard output).
 pub struct OciArchiveDestination {
     out: RefCell<Output>,
+    /// Split into parts of this many bytes (0: one file); the parts are
+    /// made once the archive's size is known.
+    split: u64,
     shown: String,
     tag: Option<String>,
     layout: Option<Layout>,
@@ -24,11 +27,19 @@ pub struct OciArchiveDestination {
 }
 
 impl OciArchiveDestination {
-    /// Opens `path` for writing (under a temporary name until committed).
-    pub fn new(path: &str, tag: Option<String>) -> Result<Self> {
-        let out = Output::open(path)?;
+    /// Opens `path` for writing (under a temporary name until committed),
+    /// or, with `split`, as parts of `split` bytes.
+    pub fn new(path: &str, tag: Option<String>, split: u64) -> Result<Self> {
+        let out = if split > 0 {
+            // One part for now, to check the place; the real ones are made
+            // when the size is known.
+            Output::open_split(path, split, 0)?
+        } else {
+            Output::open(path)?
+        };
         Ok(OciArchiveDestination {
             shown: out.display(),
+            split,
             out: RefCell::new(out),
             tag,
             layout: None,
@@ -71,6 +82,11 @@ impl Destination for OciArchiveDestination {
             }
         };
         let layout = Layout::new(written_by(plans), self.index_json.len() as u64);
+        if self.split > 0 {
+            let parts = Output::open_split(&self.shown, self.split, layout.size())?;
+            // The placeholder part goes; the real ones take its place.
+            drop(self.out.replace(parts));
+        }
         block_on(layout.write_start(&self.out)).map_err(self.write_err())?;
         self.layout = Some(layout);
         Ok(())

@@ -94,6 +94,8 @@ pub struct Access {
     pub chunk_size: u64,
     /// To write (false: to look only, as `vet` does: nothing is created).
     pub write: bool,
+    /// An OCI archive split into parts of this many bytes (0: one file).
+    pub split: u64,
 }
 
 /// Opens the destination `t` names.
@@ -108,7 +110,9 @@ pub fn open(t: Transport, access: Access) -> Result<Box<dyn Destination>> {
                 "{t} is a file being written, not a place to look blobs up in: name a registry or an oci: layout"
             )))
         }
-        Transport::Archive { path, tag } => Box::new(OciArchiveDestination::new(&path, tag)?),
+        Transport::Archive { path, tag } => {
+            Box::new(OciArchiveDestination::new(&path, tag, access.split)?)
+        }
         Transport::DockerArchive { path, image } => {
             Box::new(DockerArchiveDestination::new(&path, image)?)
         }
