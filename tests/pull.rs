@@ -387,7 +387,7 @@ fn pull_with_jobs(src: &Registry, jobs: &str, out: &std::path::Path) -> (Vec<u8>
     } else {
         std::fs::read(out).expect("archive")
     };
-    (bytes, proxy.peak("GET"))
+    (bytes, proxy.peak("GET /blobs/"))
 }
 
 #[test]

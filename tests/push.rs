@@ -448,7 +448,7 @@ fn push_with_jobs(archive: &str, jobs: &str) -> (Registry, usize) {
         "--jobs",
         jobs,
     ]);
-    let peak = proxy.peak("PUT");
+    let peak = proxy.peak("PUT /blobs/");
     (dest, peak)
 }
 

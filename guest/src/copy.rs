@@ -3,6 +3,7 @@
 //! archive's left-out layers) must already be at the destination, or be
 //! mounted there; otherwise nothing is written.
 
+use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::Role;
 use crate::destination::{self, Access};
@@ -33,6 +34,8 @@ pub struct TransferOptions {
     pub retry_times: u32,
     /// Blobs moved at once.
     pub jobs: u32,
+    /// Which attachments (signatures, SBOMs…) to carry.
+    pub attachments: Filter,
 }
 
 /// What a copy or push did.
@@ -82,7 +85,9 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
         .platform
         .clone()
         .unwrap_or_else(|| opts.host_platform.clone());
-    let plan = Plan::build(&Bases::none(), source.as_ref(), opts.all_platforms, &want)?;
+    let mut plan = Plan::build(&Bases::none(), source.as_ref(), opts.all_platforms, &want)?;
+    let filter = crate::pull::for_target(&dest, &opts.attachments);
+    plan.attach(source.as_ref(), &Bases::none(), &filter)?;
     let from = mount_sources(&dest, &plan, opts);
     let access = Access {
         tls_verify: opts.dest_tls_verify,

@@ -1,6 +1,7 @@
 //! `inspect`: what an archive (or layout) holds and what it leaves to the
 //! destination.
 
+use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::Role;
 use crate::error::Result;
@@ -22,7 +23,8 @@ pub struct Inspection {
 /// Inspects `FILE` (an OCI archive) or any transport's image, every platform.
 pub fn inspect(archive: &str) -> Result<Inspection> {
     let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
-    let plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
+    let mut plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
+    plan.attach(source.as_ref(), &Bases::none(), &Filter::all())?;
     let mut present: Vec<Descriptor> = plan.manifests.iter().map(|m| m.descriptor()).collect();
     present.extend(
         plan.blobs

@@ -3,6 +3,7 @@
 //! directories its host grants.
 
 pub mod archive;
+pub mod attach;
 pub mod base;
 pub mod concurrent;
 pub mod copy;
@@ -73,7 +74,12 @@ fn options_from(options: wit::PullOptions) -> pull::PullOptions {
         retry_times: options.retry_times,
         jobs: options.jobs,
         split: options.split,
+        attachments: filter(options.attachments, options.attachment_types),
     }
+}
+
+fn filter(enabled: bool, types: Vec<String>) -> attach::Filter {
+    attach::Filter { enabled, types }
 }
 
 fn push_options(o: wit::PushOptions) -> push::PushOptions {
@@ -84,6 +90,7 @@ fn push_options(o: wit::PushOptions) -> push::PushOptions {
         verify: o.verify,
         retry_times: o.retry_times,
         jobs: o.jobs,
+        attachments: o.attachments,
     }
 }
 
@@ -162,6 +169,20 @@ fn plan_report(
         layers_left_out: p.left_out().count() as u32,
         present: present.iter().map(host::blob_info).collect(),
         missing: missing.iter().map(host::blob_info).collect(),
+        attachments: p
+            .attachments
+            .iter()
+            .map(|a| wit::AttachmentInfo {
+                digest: a.attachment.manifest.digest.to_string(),
+                size: a.attachment.manifest.bytes.len() as u64,
+                media_type: a.attachment.manifest.media_type.clone(),
+                kind: a.attachment.kind(),
+                subject: a.attachment.subject.to_string(),
+                tag: a.attachment.tag.clone(),
+                bytes: a.blobs.iter().map(|b| b.desc.size).sum(),
+                complete: a.blobs.iter().all(|b| b.action != plan::Action::LeftOut),
+            })
+            .collect(),
     }
 }
 
@@ -253,6 +274,7 @@ impl Guest for Component {
             chunk_size: o.chunk_size,
             retry_times: o.retry_times,
             jobs: o.jobs,
+            attachments: filter(o.attachments, o.attachment_types),
         };
         Ok(push_report(copy::copy(&source, &destination, &options)?))
     }

@@ -47,9 +47,29 @@ pub struct Descriptor {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The artifact type, for artifacts and referrers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Any other field (`data`, …), kept as it was.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 impl Descriptor {
+    /// A plain descriptor.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            urls: Vec::new(),
+            platform: None,
+            annotations: BTreeMap::new(),
+            artifact_type: None,
+            other: BTreeMap::new(),
+        }
+    }
+
     /// Foreign or non-distributable layers must never be downloaded or pushed.
     pub fn is_foreign(&self) -> bool {
         !self.urls.is_empty()
@@ -94,6 +114,15 @@ pub struct ImageManifest {
     /// The layers, bottom first.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (a signature's, an SBOM's image).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    /// The artifact type, for artifacts.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An index or manifest list.
@@ -108,7 +137,7 @@ pub struct ImageIndex {
 #[derive(Debug, Clone)]
 pub enum Parsed {
     /// A single-platform image.
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
     /// An index / manifest list.
     Index(ImageIndex),
 }
@@ -171,14 +200,11 @@ impl RawManifest {
 
     /// A descriptor for this document.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.bytes.len() as u64,
-            urls: Vec::new(),
-            platform: None,
-            annotations: BTreeMap::new(),
-        }
+        Descriptor::new(
+            &self.media_type,
+            self.digest.clone(),
+            self.bytes.len() as u64,
+        )
     }
 }
 
@@ -332,12 +358,8 @@ mod tests {
     #[test]
     fn foreign_layers() {
         let d = |mt: &str, urls: Vec<String>| Descriptor {
-            media_type: mt.into(),
-            digest: Digest::sha256_of(b""),
-            size: 0,
             urls,
-            platform: None,
-            annotations: BTreeMap::new(),
+            ..Descriptor::new(mt, Digest::sha256_of(b""), 0)
         };
         assert!(d(
             "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",

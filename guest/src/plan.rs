@@ -6,9 +6,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::archive::writer::Layout;
+use crate::attach::{self, Attachment, Filter, FOUND_AS, SUBJECT};
 use crate::base::Bases;
+use crate::bindings::imo::incremental::types::ProgressEvent;
 use crate::digest::Digest;
 use crate::error::{Error, MissingBlob, Result};
+use crate::host::emit;
 use crate::manifest::{
     platforms, select_platform, Descriptor, LayoutIndex, Parsed, RawManifest, BASE_NAME, REF_NAME,
 };
@@ -67,6 +70,9 @@ pub struct Plan {
     pub recorded_base: Option<String>,
     /// More annotations for its `index.json` entry (a set's source, mounts).
     pub annotations: BTreeMap<String, String>,
+    /// Signatures, SBOMs and other attachments, after the image's manifests
+    /// in `manifests` and with their blobs in `blobs`.
+    pub attachments: Vec<AttachmentPlan>,
     /// The tag for `index.json`.
     pub tag: Option<String>,
     /// The descriptor `index.json` names.
@@ -77,6 +83,27 @@ pub struct Plan {
     pub images: Vec<ImagePlan>,
     /// Distinct blobs in write order.
     pub blobs: Vec<PlannedBlob>,
+}
+
+/// An attachment of the image and the fates of its blobs.
+#[derive(Debug, Clone)]
+pub struct AttachmentPlan {
+    /// What it is and what it attaches to.
+    pub attachment: Attachment,
+    /// Its config and layers.
+    pub blobs: Vec<PlannedBlob>,
+}
+
+/// A blob's fate: foreign ones stay foreign; layers the far side has, and
+/// blobs the source lacks, are left out; the rest is copied.
+fn fate(bases: &Bases, source: &dyn Source, desc: &Descriptor, is_layer: bool) -> Action {
+    if desc.is_foreign() {
+        Action::Foreign
+    } else if (is_layer && bases.has(&desc.digest)) || !source.holds(&desc.digest) {
+        Action::LeftOut
+    } else {
+        Action::Include
+    }
 }
 
 /// Blobs written into an archive holding all of `plans`, each once.
@@ -98,15 +125,7 @@ impl Plan {
     /// and decides each blob: foreign ones stay foreign; layers BASE has,
     /// and blobs FINAL's source lacks, are left out; the rest is copied.
     pub fn build(bases: &Bases, final_: &dyn Source, all: bool, want: &Platform) -> Result<Plan> {
-        let decide = |desc: &Descriptor, is_layer: bool| {
-            if desc.is_foreign() {
-                Action::Foreign
-            } else if (is_layer && bases.has(&desc.digest)) || !final_.holds(&desc.digest) {
-                Action::LeftOut
-            } else {
-                Action::Include
-            }
-        };
+        let decide = |desc: &Descriptor, is_layer: bool| fate(bases, final_, desc, is_layer);
         let mut plan = Plan::build_with(final_, all, want, &decide)?;
         plan.base = bases.name();
         plan.base_registry = bases.registry();
@@ -129,6 +148,7 @@ impl Plan {
             source_registry: final_.registry_reference().cloned(),
             recorded_base: final_.recorded_base(),
             annotations: BTreeMap::new(),
+            attachments: Vec::new(),
             top: top.descriptor(),
             reference,
             manifests: Vec::new(),
@@ -211,7 +231,72 @@ impl Plan {
 
     /// The archive's `index.json`, naming the top manifest by `tag`.
     pub fn index_json(&self, tag: Option<&str>) -> Vec<u8> {
-        LayoutIndex::of(vec![self.index_entry(tag)]).to_bytes()
+        LayoutIndex::of(self.index_entries(tag)).to_bytes()
+    }
+
+    /// The image's `index.json` entries: the image named `tag`, then each
+    /// attachment, annotated with its subject and the tag it was found
+    /// under (no ref name: tools that pick an image by name skip them).
+    pub fn index_entries(&self, tag: Option<&str>) -> Vec<Descriptor> {
+        let mut out = vec![self.index_entry(tag)];
+        for a in &self.attachments {
+            let mut d = a.attachment.desc.clone();
+            d.annotations
+                .insert(SUBJECT.to_string(), a.attachment.subject.to_string());
+            if let Some(t) = &a.attachment.tag {
+                d.annotations.insert(FOUND_AS.to_string(), t.clone());
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    /// Adds the attachments `filter` keeps of every manifest of the image,
+    /// and theirs in turn (to [`attach::MAX_DEPTH`]), their blobs decided as
+    /// the image's are.
+    pub fn attach(&mut self, source: &dyn Source, bases: &Bases, filter: &Filter) -> Result<()> {
+        if !filter.enabled {
+            return Ok(());
+        }
+        let mut seen: HashSet<Digest> = self.manifests.iter().map(|m| m.digest.clone()).collect();
+        let mut queue: Vec<(Descriptor, usize)> =
+            self.manifests.iter().map(|m| (m.descriptor(), 1)).collect();
+        while let Some((subject, depth)) = queue.pop() {
+            for a in source.attachments(&subject)? {
+                if !a.wanted(&filter.types) || !seen.insert(a.manifest.digest.clone()) {
+                    continue;
+                }
+                let Parsed::Image(img) = &a.manifest.parsed else {
+                    emit(ProgressEvent::Note(format!(
+                        "attachment {} of {} is an index: not carried",
+                        a.manifest.digest, subject.digest
+                    )));
+                    continue;
+                };
+                let config = std::iter::once((&img.config, false));
+                let mut blobs = Vec::new();
+                for (desc, is_layer) in config.chain(img.layers.iter().map(|l| (l, true))) {
+                    let planned = PlannedBlob {
+                        desc: desc.clone(),
+                        is_layer,
+                        action: fate(bases, source, desc, is_layer),
+                    };
+                    if !self.blobs.iter().any(|b| b.desc.digest == desc.digest) {
+                        self.blobs.push(planned.clone());
+                    }
+                    blobs.push(planned);
+                }
+                if depth < attach::MAX_DEPTH {
+                    queue.push((a.manifest.descriptor(), depth + 1));
+                }
+                self.manifests.push(a.manifest.clone());
+                self.attachments.push(AttachmentPlan {
+                    attachment: a,
+                    blobs,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The image's `index.json` entry, named `tag`.

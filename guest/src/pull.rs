@@ -1,6 +1,7 @@
 //! `pull` and `plan`: resolve FINAL (and BASE), decide what goes in, then
 //! copy FINAL without the layers BASE has into an archive (or a layout).
 
+use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
 use crate::destination::{self, Access};
@@ -27,6 +28,8 @@ pub struct PullOptions {
     pub jobs: u32,
     /// Write the archive in parts of this many bytes (0: one file).
     pub split: u64,
+    /// Which attachments (signatures, SBOMs…) to carry.
+    pub attachments: Filter,
 }
 
 /// What a pull wrote.
@@ -50,6 +53,14 @@ pub struct PullReport {
     pub archive_size: u64,
 }
 
+/// The attachments a destination can take: a docker-archive none.
+pub(crate) fn for_target(target: &Transport, wanted: &Filter) -> Filter {
+    match target {
+        Transport::DockerArchive { .. } => Filter::none(),
+        _ => wanted.clone(),
+    }
+}
+
 /// Parts are for archive files only.
 pub(crate) fn check_split(target: &Transport, split: u64) -> Result<()> {
     match target {
@@ -62,7 +73,12 @@ pub(crate) fn check_split(target: &Transport, split: u64) -> Result<()> {
 }
 
 /// Opens FINAL (and BASE unless `scratch`) and plans the archive.
-fn open_and_plan(base: &str, final_: &str, opts: &PullOptions) -> Result<(Box<dyn Source>, Plan)> {
+fn open_and_plan(
+    base: &str,
+    final_: &str,
+    opts: &PullOptions,
+    attachments: &Filter,
+) -> Result<(Box<dyn Source>, Plan)> {
     let final_ref = Transport::parse(final_)?;
     let base_ref = match base {
         "scratch" => None,
@@ -81,13 +97,14 @@ fn open_and_plan(base: &str, final_: &str, opts: &PullOptions) -> Result<(Box<dy
     if let Some(b) = &base_src {
         bases.add(b.as_ref())?;
     }
-    let plan = Plan::build(&bases, final_src.as_ref(), opts.all_platforms, &want)?;
+    let mut plan = Plan::build(&bases, final_src.as_ref(), opts.all_platforms, &want)?;
+    plan.attach(final_src.as_ref(), &bases, attachments)?;
     Ok((final_src, plan))
 }
 
 /// Plans a pull without downloading a layer.
 pub fn plan(base: &str, final_: &str, opts: &PullOptions) -> Result<Plan> {
-    open_and_plan(base, final_, opts).map(|(_, plan)| plan)
+    open_and_plan(base, final_, opts, &opts.attachments).map(|(_, plan)| plan)
 }
 
 /// Runs a pull: FINAL minus what BASE has, copied by the engine into
@@ -105,7 +122,8 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
         )));
     }
     check_split(&target, opts.split)?;
-    let (source, plan) = open_and_plan(base, final_, opts)?;
+    let (source, plan) =
+        open_and_plan(base, final_, opts, &for_target(&target, &opts.attachments))?;
     if let Some(base) = &plan.base {
         if plan.left_out().next().is_none() {
             emit(ProgressEvent::Note(format!(

@@ -5,6 +5,7 @@
 
 use std::io;
 
+use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::Role;
 use crate::concurrent::Blocking;
@@ -33,6 +34,8 @@ pub struct PushOptions {
     pub retry_times: u32,
     /// Blobs uploaded at once.
     pub jobs: u32,
+    /// push: land the archive's attachments too.
+    pub attachments: bool,
 }
 
 /// What `vet` found.
@@ -71,7 +74,8 @@ fn verify_all(src: &dyn Source, plan: &Plan) -> Result<u32> {
 fn open_archive(archive: &str) -> Result<(Box<dyn Source>, Plan)> {
     let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
     // Every platform: an archive's content is what it is.
-    let plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
+    let mut plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
+    plan.attach(source.as_ref(), &Bases::none(), &Filter::all())?;
     Ok((source, plan))
 }
 
@@ -114,6 +118,11 @@ pub fn push(archive: &str, dest: &str, opts: &PushOptions) -> Result<PushReport>
         chunk_size: opts.chunk_size,
         retry_times: opts.retry_times,
         jobs: opts.jobs,
+        attachments: if opts.attachments {
+            Filter::all()
+        } else {
+            Filter::none()
+        },
     };
     copy::transfer(
         Transport::parse_file(archive)?,

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::archive::reader::ArchiveReader;
+use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
 use crate::copy::PushReport;
@@ -141,6 +142,7 @@ fn plan_image(
     )?;
     let (all, want) = platforms(spec, src.as_ref(), &opts.host_platform)?;
     let mut plan = Plan::build(bases, src.as_ref(), all, &want)?;
+    plan.attach(src.as_ref(), bases, &opts.attachments)?;
     plan.tag = Some(spec.target.clone());
     plan.annotations
         .insert(SOURCE_NAME.to_string(), spec.source.clone());
@@ -201,7 +203,7 @@ pub fn plan_set(
     let saved = shared_saving(&refs);
     let entries = refs
         .iter()
-        .map(|p| p.index_entry(p.tag.as_deref()))
+        .flat_map(|p| p.index_entries(p.tag.as_deref()))
         .collect();
     let index = crate::manifest::LayoutIndex::of(entries).to_bytes();
     let layout = crate::archive::writer::Layout::new(written_by(&refs), index.len() as u64);
@@ -423,7 +425,10 @@ pub fn push_set(
             let (src, path, tag) = entry_source(store.store(), &shown, entry)?;
             let dest = prefix.target(&path, &tag)?;
             outcome.destination = dest.to_string();
-            let plan = Plan::build(&Bases::none(), &src, true, &Platform::default())?;
+            let mut plan = Plan::build(&Bases::none(), &src, true, &Platform::default())?;
+            if opts.attachments {
+                plan.attach(&src, &Bases::none(), &Filter::all())?;
+            }
             let mounts = mount_places(&prefix, entry, &opts.mount_from);
             let options = CopyOptions {
                 jobs: opts.jobs,
@@ -516,7 +521,8 @@ pub fn vet_set(archive: &str, prefix: &str, opts: &PushOptions) -> Result<Vec<Se
             let (src, path, tag) = entry_source(store.store(), &shown, entry)?;
             let dest = prefix.target(&path, &tag)?;
             outcome.destination = dest.to_string();
-            let plan = Plan::build(&Bases::none(), &src, true, &Platform::default())?;
+            let mut plan = Plan::build(&Bases::none(), &src, true, &Platform::default())?;
+            plan.attach(&src, &Bases::none(), &Filter::all())?;
             let mut target = destination::open(dest, access)?;
             target.begin(&[&plan])?;
             let missing = engine::sweep(&plan, target.as_ref(), opts.jobs)?;

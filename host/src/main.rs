@@ -109,6 +109,8 @@ enum Command {
         #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
         chunk_size: u64,
         #[command(flatten)]
+        attach: AttachArgs,
+        #[command(flatten)]
         dest: DestArgs,
     },
     /// Show what `pull` would write: each layer kept or left out, and totals.
@@ -144,6 +146,10 @@ enum Command {
         /// Upload blobs larger than this many bytes in chunks of this size.
         #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
         chunk_size: u64,
+        /// Land the archive's image without its signatures, attestations,
+        /// SBOMs and other referrers.
+        #[arg(long)]
+        no_attachments: bool,
         #[command(flatten)]
         dest: DestArgs,
     },
@@ -186,6 +192,20 @@ enum Command {
     },
 }
 
+/// Which attachments travel with an image.
+#[derive(Args)]
+struct AttachArgs {
+    /// Leave signatures, attestations, SBOMs and other referrers behind
+    /// (carried by default: cosign's sha256-<hex>.sig/.att/.sbom tags and
+    /// OCI referrers).
+    #[arg(long)]
+    no_attachments: bool,
+    /// Carry only these attachments (repeatable): sig, att, sbom (cosign's
+    /// tags) or an artifact type, e.g. application/spdx+json.
+    #[arg(long, value_name = "TYPE", conflicts_with = "no_attachments")]
+    attachment_type: Vec<String>,
+}
+
 /// BASE, FINAL and how to read them.
 #[derive(Args)]
 struct ImageArgs {
@@ -213,6 +233,8 @@ struct ImageArgs {
     /// Keep the whole index and every platform's image.
     #[arg(long)]
     all_platforms: bool,
+    #[command(flatten)]
+    attach: AttachArgs,
     /// Require HTTPS with a verified certificate for BASE's and FINAL's
     /// registries (loopback ones may always fall back to HTTP).
     #[arg(long, alias = "tls-verify", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -361,6 +383,8 @@ impl ImageArgs {
             retry_times,
             jobs,
             split: 0,
+            attachments: !self.attach.no_attachments,
+            attachment_types: self.attach.attachment_type.clone(),
         };
         Ok((inputs, named, options, creds))
     }
@@ -574,6 +598,7 @@ fn run(cli: Cli) -> Result<()> {
                 verify,
                 retry_times: cli.retry_times,
                 jobs: cli.jobs,
+                attachments: true,
             };
             let creds = dest.credentials(&auth_files, None)?;
             let named = destination_names(&destination);
@@ -614,6 +639,7 @@ fn run(cli: Cli) -> Result<()> {
             destination,
             mount_from,
             chunk_size,
+            no_attachments,
             dest,
         } => {
             let guest_archive = grants.archive(&archive)?;
@@ -625,6 +651,7 @@ fn run(cli: Cli) -> Result<()> {
                 verify: false,
                 retry_times: cli.retry_times,
                 jobs: cli.jobs,
+                attachments: !no_attachments,
             };
             let creds = dest.credentials(&auth_files, None)?;
             let named = destination_names(&destination);
@@ -647,6 +674,7 @@ fn run(cli: Cli) -> Result<()> {
             src_creds,
             mount_from,
             chunk_size,
+            attach,
             dest,
         } => {
             let guest_source = grants.source(&source)?;
@@ -661,6 +689,8 @@ fn run(cli: Cli) -> Result<()> {
                 chunk_size,
                 retry_times: cli.retry_times,
                 jobs: cli.jobs,
+                attachments: !attach.no_attachments,
+                attachment_types: attach.attachment_type,
             };
             let creds = dest.credentials(&auth_files, src_creds.as_deref())?;
             let named = [destination.clone()];

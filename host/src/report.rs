@@ -63,7 +63,34 @@ pub fn to_json(r: &PlanReport) -> Value {
         "layersLeftOut": r.layers_left_out,
         "present": blob_list(&r.present),
         "missing": blob_list(&r.missing),
+        "attachments": r.attachments.iter().map(|a| json!({
+            "digest": a.digest,
+            "size": a.size,
+            "mediaType": a.media_type,
+            "kind": a.kind,
+            "subject": a.subject,
+            "tag": a.tag,
+            "bytes": a.bytes,
+            "complete": a.complete,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// The attachments of a report, a line each.
+fn attachment_lines(r: &PlanReport) -> String {
+    let mut out = String::new();
+    for a in &r.attachments {
+        out.push_str(&format!(
+            "attachment {:<24} {} of {} ({}, {}{})\n",
+            a.kind,
+            a.digest,
+            a.subject,
+            a.tag.as_deref().unwrap_or("referrer"),
+            bytes(a.bytes),
+            if a.complete { "" } else { ", blobs left out" },
+        ));
+    }
+    out
 }
 
 fn table(r: &PlanReport, left_out_label: &str) -> String {
@@ -114,6 +141,7 @@ pub fn plan_table(r: &PlanReport) -> String {
         r.layers,
         bytes(r.left_out_bytes),
     ));
+    out.push_str(&attachment_lines(r));
     out
 }
 
@@ -139,5 +167,6 @@ pub fn inspect_table(r: &PlanReport) -> String {
     for m in &r.missing {
         out.push_str(&format!("  needs {} ({})\n", m.digest, bytes(m.size)));
     }
+    out.push_str(&attachment_lines(r));
     out
 }

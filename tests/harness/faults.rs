@@ -33,6 +33,9 @@ pub enum Fault {
     Redirect(String),
     /// Forward, then hold the answer back this many ms.
     Delay(u64),
+    /// Answer with this status, these headers and body; the registry never
+    /// sees it (an endpoint the registry lacks, such as referrers).
+    Answer(u16, Vec<(String, String)>, Vec<u8>),
 }
 
 /// Damage the next `times` requests whose method is `method` and whose path
@@ -145,7 +148,8 @@ impl FaultProxy {
         }
     }
 
-    /// The most `method` requests that were being answered at once.
+    /// The most `method` requests that were being answered at once
+    /// (`"GET /blobs/"`: blob requests only).
     pub fn peak(&self, method: &str) -> usize {
         self.busy
             .lock()
@@ -199,6 +203,11 @@ fn handle(
         words.next().unwrap_or("").to_string(),
     );
     let _busy = InFlight::start(busy, &method);
+    // Blob requests counted apart too: manifests asked for around them
+    // (attachments, children) are not transfers.
+    let _blob = path
+        .contains("/blobs/")
+        .then(|| InFlight::start(busy, &format!("{method} /blobs/")));
     let length: usize = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -237,6 +246,19 @@ fn handle(
         }
         Some(Fault::TooMany(secs)) => {
             let _ = write!(client, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        }
+        Some(Fault::Answer(status, headers, body)) => {
+            let mut head = format!(
+                "HTTP/1.1 {status} Answered\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = client.write_all(head.as_bytes());
+            let _ = client.write_all(&body);
             return;
         }
         _ => {}

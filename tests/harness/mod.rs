@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod attach;
 pub mod auth;
 pub mod docker_save;
 pub mod faults;

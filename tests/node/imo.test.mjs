@@ -111,9 +111,11 @@ const options = (extra = {}) => ({
   retryTimes: 2,
   jobs: 4,
   split: 0n,
+  attachments: true,
+  attachmentTypes: [],
   ...extra,
 });
-const pushOptions = { tlsVerify: true, mountFrom: [], chunkSize: 1n << 25n, verify: true, retryTimes: 2, jobs: 4 };
+const pushOptions = { tlsVerify: true, mountFrom: [], chunkSize: 1n << 25n, verify: true, retryTimes: 2, jobs: 4, attachments: true };
 
 before(async () => {
   // The exact component the imo binary embeds, transpiled for Node.

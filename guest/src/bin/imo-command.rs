@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+use imo_guest::attach::Filter;
 use imo_guest::error::Result;
 use imo_guest::platform::Platform;
 use imo_guest::{copy, inspect, pull, push};
@@ -25,6 +26,7 @@ fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
         retry_times: 3,
         jobs: JOBS,
         split: 0,
+        attachments: Filter::all(),
     })
 }
 
@@ -36,6 +38,7 @@ fn push_options() -> push::PushOptions {
         verify: false,
         retry_times: 3,
         jobs: JOBS,
+        attachments: true,
     }
 }
 
@@ -83,6 +86,7 @@ fn run(args: &[String]) -> Result<Option<String>> {
                 chunk_size: 32 * 1024 * 1024,
                 retry_times: p.retry_times,
                 jobs: JOBS,
+                attachments: p.attachments,
             };
             let r = copy::copy(source, dest, &options)?;
             Ok(Some(format!(

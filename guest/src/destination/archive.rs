@@ -76,7 +76,7 @@ impl Destination for OciArchiveDestination {
             _ => {
                 let entries = plans
                     .iter()
-                    .map(|p| p.index_entry(p.tag.as_deref()))
+                    .flat_map(|p| p.index_entries(p.tag.as_deref()))
                     .collect();
                 LayoutIndex::of(entries).to_bytes()
             }

@@ -167,6 +167,14 @@ impl Destination for DockerArchiveDestination {
             image: None,
         };
         let plan = super::single(plans, &target.to_string())?;
+        if !plan.attachments.is_empty() {
+            crate::host::emit(crate::bindings::imo::incremental::types::ProgressEvent::Note(
+                format!(
+                    "{target} keeps no attachments: {} signature(s), SBOM(s) or other(s) left behind",
+                    plan.attachments.len()
+                ),
+            ));
+        }
         let [image] = plan.images.as_slice() else {
             return Err(Error::Unsupported(format!(
                 "{target} holds one image per tag, and {} has {} platforms: choose one with --platform",

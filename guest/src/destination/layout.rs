@@ -123,11 +123,11 @@ impl Destination for LayoutDestination {
                 if self.tag.is_none() {
                     self.tag = plan.tag.clone();
                 }
-                vec![plan.index_entry(self.tag.as_deref())]
+                plan.index_entries(self.tag.as_deref())
             }
             _ => plans
                 .iter()
-                .map(|p| p.index_entry(p.tag.as_deref()))
+                .flat_map(|p| p.index_entries(p.tag.as_deref()))
                 .collect(),
         };
         if !self.write {

@@ -6,7 +6,13 @@ use super::{Access, Committed, Destination, Opener};
 use crate::bindings::imo::incremental::types::Role;
 use crate::concurrent::Task;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, RawManifest};
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::attach::{tag_for, Attachment};
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, Parsed, RawManifest, OCI_INDEX};
 use crate::plan::Plan;
 use crate::reference::Reference;
 use crate::registry::upload::{pull_scope, push_scope, upload};
@@ -51,6 +57,76 @@ impl RegistryDestination {
     /// `registry/repo`, as messages name it.
     pub fn repository_name(&self) -> String {
         format!("{}/{}", self.reference.registry(), self.repo())
+    }
+}
+
+impl RegistryDestination {
+    /// After the image's tag, its attachments' names: cosign's tags, and,
+    /// where the registry lists no referrers itself, the fallback tag's
+    /// index, merged with what it held.
+    fn land_attachments(&self, plan: &Plan) -> Result<()> {
+        let mut api: HashMap<&Digest, bool> = HashMap::new();
+        for a in &plan.attachments {
+            let att = &a.attachment;
+            match &att.tag {
+                Some(tag) => self
+                    .registry
+                    .put_manifest(self.repo(), tag, &att.manifest)?,
+                None => {
+                    let has_api = match api.get(&att.subject) {
+                        Some(known) => *known,
+                        None => {
+                            let known = self
+                                .registry
+                                .referrers(self.repo(), &att.subject)?
+                                .is_some();
+                            api.insert(&att.subject, known);
+                            known
+                        }
+                    };
+                    if !has_api {
+                        self.list_referrer(att)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `att` to the referrers fallback index of its subject, keeping
+    /// every entry already there.
+    fn list_referrer(&self, att: &Attachment) -> Result<()> {
+        let tag = tag_for(&att.subject, None);
+        let shown = format!("{}:{tag}", self.repository_name());
+        let mut index: Value = match self.registry.try_manifest(self.repo(), &tag, &shown)? {
+            Some(m) if matches!(m.parsed, Parsed::Index(_)) => serde_json::from_slice(&m.bytes)
+                .map_err(|e| Error::Registry(format!("{shown} is not usable: {e}")))?,
+            Some(_) => {
+                return Err(Error::Registry(format!(
+                    "{shown} holds something other than an index: the referrers of {} cannot be listed there",
+                    att.subject
+                )))
+            }
+            None => json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+        };
+        let digest = att.manifest.digest.to_string();
+        let entry = serde_json::to_value(&att.desc)
+            .map_err(|e| Error::Io(format!("cannot describe {digest}: {e}")))?;
+        match index.get_mut("manifests").and_then(Value::as_array_mut) {
+            Some(list)
+                if list
+                    .iter()
+                    .any(|d| d.get("digest") == Some(&Value::from(digest.as_str()))) =>
+            {
+                return Ok(())
+            }
+            Some(list) => list.push(entry),
+            None => index["manifests"] = Value::Array(vec![entry]),
+        }
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|e| Error::Io(format!("cannot write {shown}: {e}")))?;
+        let m = RawManifest::parse(bytes, Some(OCI_INDEX), &shown)?;
+        self.registry.put_manifest(self.repo(), &tag, &m)
     }
 }
 
@@ -112,7 +188,7 @@ impl Destination for RegistryDestination {
     }
 
     fn commit(self: Box<Self>, images: &[(&Plan, &RawManifest)]) -> Result<Committed> {
-        let [(_, top)] = images else {
+        let [(plan, top)] = images else {
             return Err(Error::Unsupported(format!(
                 "{} takes one image at a time",
                 self.reference
@@ -125,6 +201,7 @@ impl Destination for RegistryDestination {
             }
             None => format!("{}@{}", self.repository_name(), top.digest),
         };
+        self.land_attachments(plan)?;
         Ok(Committed { name, size: None })
     }
 }

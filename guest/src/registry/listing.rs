@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use super::{Payload, Registry};
 use crate::concurrent::block_on;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, ImageIndex, RawManifest, OCI_INDEX};
 
 /// Names asked for per page.
 const PAGE: usize = 1000;
@@ -33,20 +35,28 @@ fn next_link(value: &str) -> Option<String> {
 impl Registry {
     /// Fetches every page of a listing starting at `first`; `items` takes
     /// one page's body and returns its names.
-    fn pages(
+    /// A listing the registry may not offer (`lenient`) counts as absent
+    /// whatever status says so, not only 404.
+    fn pages<T>(
         &self,
         first: String,
         scope: &str,
         what: &str,
-        items: impl Fn(&[u8]) -> std::result::Result<Vec<String>, serde_json::Error>,
-    ) -> Result<Option<Vec<String>>> {
+        (accept, lenient): (Option<&str>, bool),
+        items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
+    ) -> Result<Option<Vec<T>>> {
         let mut out = Vec::new();
         let mut target = first;
+        let headers: Vec<(String, String)> = accept
+            .map(|a| ("accept".to_string(), a.to_string()))
+            .into_iter()
+            .collect();
         for _ in 0..MAX_PAGES {
-            let resp = block_on(self.request("GET", &target, scope, &[], Payload::Empty))?;
+            let resp = block_on(self.request("GET", &target, scope, &headers, Payload::Empty))?;
             match resp.status {
                 200 => {}
                 404 => return Ok(None),
+                _ if lenient => return Ok(None),
                 _ => return Err(self.status_error(what, resp)),
             }
             let next = resp.header("link").and_then(next_link);
@@ -83,6 +93,7 @@ impl Registry {
             format!("v2/_catalog?n={PAGE}"),
             "registry:catalog:*",
             "the catalog",
+            (None, false),
             |b| {
                 Ok(serde_json::from_slice::<Catalog>(b)?
                     .repositories
@@ -109,9 +120,39 @@ impl Registry {
                 format!("v2/{repository}/tags/list?n={PAGE}"),
                 &format!("repository:{repository}:pull"),
                 &format!("the tags of {repository}"),
+                (None, false),
                 |b| Ok(serde_json::from_slice::<Tags>(b)?.tags.unwrap_or_default()),
             )?
             .unwrap_or_default())
+    }
+}
+
+impl Registry {
+    /// What the referrers API lists for `digest` in `repository`; `None`
+    /// where the registry offers no such API (then the fallback tag holds
+    /// the list).
+    pub fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        self.pages(
+            format!("v2/{repository}/referrers/{digest}"),
+            &format!("repository:{repository}:pull"),
+            &format!("the referrers of {digest}"),
+            (Some(OCI_INDEX), true),
+            |b| Ok(serde_json::from_slice::<ImageIndex>(b)?.manifests),
+        )
+    }
+
+    /// The manifest `reference` of `repository`, or `None` if there is none.
+    pub fn try_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        display: &str,
+    ) -> Result<Option<RawManifest>> {
+        match self.manifest(repository, reference, display) {
+            Ok(m) => Ok(Some(m)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -49,9 +49,9 @@ enum Compression {
 /// An image of a docker-archive.
 pub enum DockerArchiveSource {
     /// A Docker 25+ save: its OCI layout holds the real manifest.
-    Layout(LayoutSource<ArchiveReader>),
+    Layout(Box<LayoutSource<ArchiveReader>>),
     /// An older shape: a manifest made up from `manifest.json`.
-    Legacy(Legacy),
+    Legacy(Box<Legacy>),
 }
 
 /// An image of a docker-archive without an OCI layout.
@@ -146,18 +146,19 @@ impl DockerArchiveSource {
             };
             if let Some(top) = found {
                 layout.set_top(top);
-                return Ok(DockerArchiveSource::Layout(layout));
+                return Ok(DockerArchiveSource::Layout(Box::new(layout)));
             }
             let reader = layout.into_store();
-            return Legacy::open(reader, shown, tag, item).map(DockerArchiveSource::Legacy);
+            return Legacy::open(reader, shown, tag, item)
+                .map(|l| DockerArchiveSource::Legacy(Box::new(l)));
         }
-        Legacy::open(reader, shown, tag, item).map(DockerArchiveSource::Legacy)
+        Legacy::open(reader, shown, tag, item).map(|l| DockerArchiveSource::Legacy(Box::new(l)))
     }
 
     fn inner(&self) -> &dyn Source {
         match self {
-            DockerArchiveSource::Layout(l) => l,
-            DockerArchiveSource::Legacy(l) => l,
+            DockerArchiveSource::Layout(l) => l.as_ref(),
+            DockerArchiveSource::Legacy(l) => l.as_ref(),
         }
     }
 }
@@ -304,25 +305,15 @@ impl Legacy {
             .into_iter()
             .zip(&ids)
             .map(|((c, digest, size, _), id)| match c {
-                Some(c) => Descriptor {
-                    media_type: layer_type(c).to_string(),
-                    digest,
-                    size,
-                    urls: Vec::new(),
-                    platform: None,
-                    annotations: Default::default(),
-                },
+                Some(c) => Descriptor::new(layer_type(c), digest, size),
                 None => item.layer_sources[id].clone(),
             })
             .collect();
-        let config = Descriptor {
-            media_type: if oci { OCI_CONFIG } else { DOCKER_CONFIG }.to_string(),
-            digest: config_digest,
-            size: config_bytes.len() as u64,
-            urls: Vec::new(),
-            platform: None,
-            annotations: Default::default(),
-        };
+        let config = Descriptor::new(
+            if oci { OCI_CONFIG } else { DOCKER_CONFIG },
+            config_digest,
+            config_bytes.len() as u64,
+        );
         let manifest = synthesise(config, layers, oci)?;
         Ok(Legacy {
             reader,

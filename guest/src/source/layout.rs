@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::Source;
 use crate::archive::reader::ArchiveReader;
+use crate::attach::{Attachment, FOUND_AS, SUBJECT};
 use crate::concurrent::{PollRead, Ready};
 use crate::digest::{Digest, DigestOf};
 use crate::error::{Error, Result};
@@ -161,6 +162,16 @@ impl<S: LayoutStore> LayoutSource<S> {
         Ok(None)
     }
 
+    /// The images `index.json` lists: its entries but attachments.
+    pub fn image_entries(&self) -> Result<Vec<Descriptor>> {
+        Ok(self
+            .index()?
+            .manifests
+            .into_iter()
+            .filter(|d| !d.annotations.contains_key(SUBJECT))
+            .collect())
+    }
+
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
         let bytes = self.store.read("index.json", MAX_MANIFEST_BYTES)?;
@@ -177,16 +188,15 @@ impl<S: LayoutStore> LayoutSource<S> {
         if let Some(top) = &self.top {
             return Ok(top.clone());
         }
-        let index = self.index()?;
+        let images = self.image_entries()?;
         let name = self.name();
         match &self.tag {
-            Some(tag) => index
-                .manifests
+            Some(tag) => images
                 .into_iter()
                 .find(|d| d.annotations.get(REF_NAME) == Some(tag))
                 .ok_or_else(|| Error::NotFound(format!("{name}: no image tagged {tag}"))),
-            None => match index.manifests.len() {
-                1 => Ok(index.manifests.into_iter().next().expect("one entry")),
+            None => match images.len() {
+                1 => Ok(images.into_iter().next().expect("one entry")),
                 0 => Err(Error::CorruptArchive(format!(
                     "{name}: index.json lists no image"
                 ))),
@@ -272,14 +282,32 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
         self.has_blob(digest)
     }
 
+    fn attachments(&self, subject: &Descriptor) -> Result<Vec<Attachment>> {
+        let wanted = subject.digest.to_string();
+        let mut out = Vec::new();
+        for mut desc in self.index()?.manifests {
+            if desc.annotations.get(SUBJECT) != Some(&wanted) {
+                continue;
+            }
+            desc.annotations.remove(SUBJECT);
+            let tag = desc.annotations.remove(FOUND_AS);
+            out.push(Attachment {
+                manifest: self.document(&desc)?,
+                desc,
+                subject: subject.digest.clone(),
+                tag,
+            });
+        }
+        Ok(out)
+    }
+
     fn images(&self) -> Result<Vec<(RawManifest, BTreeMap<String, String>)>> {
-        let index = self.index()?;
-        if self.tag.is_some() || self.top.is_some() || index.manifests.len() <= 1 {
+        let images = self.image_entries()?;
+        if self.tag.is_some() || self.top.is_some() || images.len() <= 1 {
             let desc = self.top_descriptor()?;
             return Ok(vec![(self.document(&desc)?, desc.annotations)]);
         }
-        index
-            .manifests
+        images
             .into_iter()
             .map(|d| Ok((self.document(&d)?, d.annotations)))
             .collect()

@@ -15,6 +15,7 @@ use crate::archive::reader::ArchiveReader;
 use crate::bindings::imo::incremental::types::Role;
 use std::collections::BTreeMap;
 
+use crate::attach::Attachment;
 use crate::concurrent::PollRead;
 use crate::digest::Digest;
 use crate::error::Result;
@@ -40,6 +41,10 @@ pub trait Source {
     /// The base an incremental archive was made against, as it recorded it.
     fn recorded_base(&self) -> Option<String> {
         None
+    }
+    /// The attachments of the manifest `subject` (signatures, SBOMs…).
+    fn attachments(&self, _subject: &Descriptor) -> Result<Vec<Attachment>> {
+        Ok(Vec::new())
     }
     /// Every image it holds, as a base: its top manifest and the annotations
     /// that name it. An image source holds one; a layout named without a

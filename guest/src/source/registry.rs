@@ -1,9 +1,10 @@
 //! A registry as a [`Source`].
 
 use super::Source;
+use crate::attach::{tag_for, Attachment, TAG_KINDS};
 use crate::concurrent::PollRead;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, RawManifest};
+use crate::manifest::{Descriptor, Parsed, RawManifest};
 use crate::reference::Reference;
 use crate::registry::{download, Registry};
 
@@ -65,6 +66,48 @@ impl Source for RegistrySource {
 
     fn registry_reference(&self) -> Option<&Reference> {
         Some(&self.reference)
+    }
+
+    fn attachments(&self, subject: &Descriptor) -> Result<Vec<Attachment>> {
+        let repo = self.reference.repository();
+        let shown = |tag: &str| format!("{}/{repo}:{tag}", self.reference.registry());
+        let mut out = Vec::new();
+        for kind in TAG_KINDS {
+            let tag = tag_for(&subject.digest, Some(kind));
+            if let Some(m) = self.registry.try_manifest(repo, &tag, &shown(&tag))? {
+                out.push(Attachment {
+                    desc: m.descriptor(),
+                    manifest: m,
+                    subject: subject.digest.clone(),
+                    tag: Some(tag),
+                });
+            }
+        }
+        let listed = match self.registry.referrers(repo, &subject.digest)? {
+            Some(list) => list,
+            None => {
+                let fallback = tag_for(&subject.digest, None);
+                match self
+                    .registry
+                    .try_manifest(repo, &fallback, &shown(&fallback))?
+                {
+                    Some(RawManifest {
+                        parsed: Parsed::Index(ix),
+                        ..
+                    }) => ix.manifests,
+                    _ => Vec::new(),
+                }
+            }
+        };
+        for desc in listed {
+            out.push(Attachment {
+                manifest: self.manifest(&desc)?,
+                desc,
+                subject: subject.digest.clone(),
+                tag: None,
+            });
+        }
+        Ok(out)
     }
 
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn PollRead + '_>> {
