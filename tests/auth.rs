@@ -5,6 +5,7 @@
 mod harness;
 
 use harness::auth::{htpasswd, htpasswd_config, TokenServer, REFRESH_TOKEN};
+use harness::faults::{Fault, FaultProxy, Rule};
 use harness::*;
 
 const USER: &str = "alice";
@@ -328,4 +329,102 @@ fn a_token_server_that_is_down_is_named() {
     );
     assert!(!err.contains(PASSWORD));
     assert!(!out.exists());
+}
+
+#[test]
+fn a_token_that_expires_mid_transfer_is_refreshed_once() {
+    // Tokens the registry honours for 2 s, claimed good for 300 s: imo meets
+    // the expiry as a 401 in the middle of a pull and of a push.
+    let tokens = TokenServer::start_expiring(Some((USER, PASSWORD)), 2, 300);
+    let config = Config {
+        top: tokens.config(),
+        ..Config::default()
+    };
+    let src = Registry::start_config(&config);
+    let creds = format!("{USER}:{PASSWORD}");
+    let plain = Registry::start();
+    let slow = layer(&[("slow", &noise(100_000, 9))]);
+    let image = push_image(
+        &plain,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[slow.clone(), layer(&[("after", b"the token expired")])],
+    );
+    ok(
+        &skopeo(&[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &format!("docker://{}/app:v1", plain.host()),
+            &format!("docker://{}/app:v1", src.host()),
+        ]),
+        "seed",
+    );
+    let slow_hex = image.layers[0].trim_start_matches("sha256:").to_string();
+    // The first layer takes 3 s to arrive; the second is asked for after.
+    let proxy = FaultProxy::start(
+        src.port,
+        vec![Rule::new("GET", &slow_hex, 1, Fault::Trickle(30))],
+    );
+    let count = |scope: &str| {
+        tokens
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| *s == scope)
+            .count()
+    };
+    tokens.requests.lock().unwrap().clear();
+    let dir = workdir();
+    let out = dir.path().join("app.tar");
+    let run = imo(&[
+        "pull",
+        "scratch",
+        &format!("{}/app:v1", proxy.host()),
+        "-o",
+        out.to_str().unwrap(),
+        "--final-creds",
+        &creds,
+        "--jobs",
+        "1",
+        "--quiet",
+    ]);
+    ok(&run, "a pull across a token's expiry");
+    assert_eq!(Archive::open(&out).top_digest(), image.digest);
+    assert_eq!(count("repository:app:pull"), 2, "one token, one refresh");
+
+    // The same mid-push: the first upload's answer comes after the expiry.
+    let dest = Registry::start_config(&config);
+    let proxy = FaultProxy::start(
+        dest.port,
+        vec![Rule::new("PUT", &slow_hex, 1, Fault::Delay(3000))],
+    );
+    tokens.requests.lock().unwrap().clear();
+    let run = imo(&[
+        "push",
+        out.to_str().unwrap(),
+        &format!("{}/app:v1", proxy.host()),
+        "--dest-creds",
+        &creds,
+        "--jobs",
+        "1",
+        "--quiet",
+    ]);
+    ok(&run, "a push across a token's expiry");
+    assert_eq!(
+        digest_via_skopeo(&dest, "app:v1", &creds),
+        image.digest,
+        "the image landed whole"
+    );
+    assert_eq!(
+        count("repository:app:pull,push"),
+        2,
+        "one token, one refresh"
+    );
 }

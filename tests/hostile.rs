@@ -399,3 +399,127 @@ fn credentials_never_follow_a_redirect_to_another_host() {
         "no Authorization sent to another host"
     );
 }
+
+/// An index listing `child` (a descriptor) `wide` times, as a tar entry;
+/// returns the entry and the index's descriptor.
+fn repeating_index(child: &serde_json::Value, wide: usize) -> (RawEntry, serde_json::Value) {
+    let doc =
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": vec![child.clone(); wide]})
+            .to_string();
+    let d = sha256(doc.as_bytes());
+    let entry = RawEntry::file(&format!("blobs/sha256/{}", &d[7..]), doc.as_bytes());
+    (
+        entry,
+        json!({"mediaType": OCI_INDEX, "digest": d, "size": doc.len()}),
+    )
+}
+
+#[test]
+fn a_graph_that_repeats_its_children_is_walked_once_per_document() {
+    let s = setup();
+    // 60 x 60 x 60 paths to one image through three distinct indexes.
+    let mut child =
+        json!({"mediaType": OCI_MANIFEST, "digest": s.image.digest, "size": s.image.bytes.len()});
+    let mut extra = Vec::new();
+    for _ in 0..3 {
+        let (entry, desc) = repeating_index(&child, 60);
+        extra.push(entry);
+        child = desc;
+    }
+    let top = child["digest"].as_str().unwrap().to_string();
+    let a = with_index(
+        &s,
+        "wide.tar",
+        extra,
+        &top,
+        child["size"].as_u64().unwrap() as usize,
+    );
+    let started = std::time::Instant::now();
+    let run = imo(&["inspect", "--json", &a]);
+    ok(&run, "inspect the wide graph");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        report["images"].as_array().unwrap().len(),
+        1,
+        "the image listed once"
+    );
+    // Pushed, it lands whole, each document once.
+    let run = imo(&[
+        "push",
+        &a,
+        &format!("{}/app:wide", s.dest.host()),
+        "--quiet",
+    ]);
+    ok(&run, "push the wide graph");
+    assert_eq!(sha256(&s.dest.manifest("app", "wide").0), top);
+
+    // The same graph served by a registry.
+    let mut child =
+        json!({"mediaType": OCI_MANIFEST, "digest": s.image.digest, "size": s.image.bytes.len()});
+    for level in 0..3 {
+        let doc = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": vec![child.clone(); 60]}).to_string();
+        let d = s
+            .src
+            .put_manifest("app", &format!("wide{level}"), OCI_INDEX, doc.as_bytes());
+        child = json!({"mediaType": OCI_INDEX, "digest": d, "size": doc.len()});
+    }
+    let started = std::time::Instant::now();
+    let plan = imo(&[
+        "plan",
+        "scratch",
+        &format!("{}/app:wide2", s.src.host()),
+        "--all-platforms",
+        "--json",
+    ]);
+    ok(&plan, "plan the wide graph from a registry");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(report["images"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_graph_past_the_document_budget_is_refused_in_one_line() {
+    let s = setup();
+    // 101 indexes of 100 distinct image manifests each: 10,101 documents.
+    let config = json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": s.image.config, "size": 10});
+    let mut extra = Vec::new();
+    let mut children = Vec::new();
+    for i in 0..101 {
+        let mut manifests = Vec::new();
+        for j in 0..100 {
+            let doc = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [], "annotations": {"n": format!("{i}-{j}")}}).to_string();
+            let d = sha256(doc.as_bytes());
+            extra.push(RawEntry::file(
+                &format!("blobs/sha256/{}", &d[7..]),
+                doc.as_bytes(),
+            ));
+            manifests.push(json!({"mediaType": OCI_MANIFEST, "digest": d, "size": doc.len()}));
+        }
+        let doc =
+            json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).to_string();
+        let d = sha256(doc.as_bytes());
+        extra.push(RawEntry::file(
+            &format!("blobs/sha256/{}", &d[7..]),
+            doc.as_bytes(),
+        ));
+        children.push(json!({"mediaType": OCI_INDEX, "digest": d, "size": doc.len()}));
+    }
+    let doc =
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).to_string();
+    let d = sha256(doc.as_bytes());
+    extra.push(RawEntry::file(
+        &format!("blobs/sha256/{}", &d[7..]),
+        doc.as_bytes(),
+    ));
+    let a = with_index(&s, "budget.tar", extra, &d, doc.len());
+    s.refused(&a, "more than 10000 distinct manifests");
+}

@@ -60,7 +60,7 @@ fn a_memory_cap_stops_the_component_with_a_clear_error() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--max-memory"), "{err}");
-    assert!(!out.exists());
+    assert!(listing(dir.path()).is_empty(), "nothing left behind");
     ok(
         &imo(&[
             "pull",
@@ -99,7 +99,83 @@ fn a_timeout_stops_a_hung_transfer() {
     );
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("--timeout of 2 s"), "{err}");
-    assert!(!out.exists());
+    assert!(
+        listing(dir.path()).is_empty(),
+        "no temporary file either: {:?}",
+        listing(dir.path())
+    );
+}
+
+#[test]
+fn a_signal_stops_a_transfer_and_leaves_nothing() {
+    let (reg, _, dir) = image();
+    let proxy = StallProxy::start_download(reg.port, 100_000);
+    let out = dir.path().join("a.tar");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imo"))
+        .args([
+            "pull",
+            "scratch",
+            &format!("127.0.0.1:{}/app:v1", proxy.port),
+            "-o",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .env("DOCKER_CONFIG", "/nonexistent/imo-test-docker-config")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        proxy.wait_stalled(Duration::from_secs(20)),
+        "the download stalls"
+    );
+    // The archive is being written under a temporary name.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listing(dir.path()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        listing(dir.path()).len(),
+        1,
+        "a temporary file while it runs"
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped by a signal"), "{err}");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+}
+
+#[test]
+fn a_dead_runs_temporary_files_go_and_a_live_ones_stay() {
+    let (_reg, reference, dir) = image();
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let stale = dir
+        .path()
+        .join(format!(".a.tar.imo-{dead}-0123456789abcdef.tmp"));
+    let live = dir.path().join(format!(
+        ".b.tar.imo-{}-0123456789abcdef.tmp",
+        std::process::id()
+    ));
+    std::fs::write(&stale, b"left by a run killed with -9").unwrap();
+    std::fs::write(&live, b"another run, still going").unwrap();
+    let out = dir.path().join("a.tar");
+    ok(
+        &imo(&["pull", "scratch", &reference, "-o", out.to_str().unwrap()]),
+        "pull",
+    );
+    assert!(!stale.exists(), "a dead run's leftover is removed");
+    assert!(live.exists(), "a live run's file stays");
+    assert!(out.exists());
 }
 
 #[test]

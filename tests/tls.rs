@@ -289,3 +289,115 @@ fn a_certificate_for_another_host_is_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_cert_dir() {
+    let tls = Tls::generate();
+    let (client_dir, client_ca) = tls.client_cert_dir("client");
+    let mut config = tls.config();
+    config.client_ca = Some(client_ca);
+    let reg = Registry::start_config(&config);
+    let plain = Registry::start();
+    let image = push_image(
+        &plain,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[layer(&[("a", b"mtls")])],
+    );
+    ok(
+        &skopeo(&[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &format!("--dest-cert-dir={}", client_dir.display()),
+            &format!("docker://{}/app:v1", plain.host()),
+            &format!("docker://{}/app:v1", reg.host()),
+        ]),
+        "seed the mTLS registry with skopeo",
+    );
+    let dir = workdir();
+    let out = dir.path().join("a.tar");
+    let reference = format!("{}/app:v1", reg.host());
+    let pull = |cert_dir: &std::path::Path| {
+        imo(&[
+            "pull",
+            "scratch",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    ok(&pull(&client_dir), "pull with the client certificate");
+    assert_eq!(Archive::open(&out).top_digest(), image.digest);
+    std::fs::remove_file(&out).unwrap();
+
+    // Without one, or with one from another CA: refused in one line.
+    let only_ca = tls.cert_dir();
+    let err = one_line_failure(&pull(&only_ca), &[&reg.host()]);
+    assert!(err.contains("client certificate"), "{err}");
+    let other = Tls::generate();
+    let (stranger, _) = other.client_cert_dir("stranger");
+    std::fs::copy(only_ca.join("ca.crt"), stranger.join("ca.crt")).unwrap();
+    one_line_failure(&pull(&stranger), &[&reg.host()]);
+    assert!(!out.exists());
+
+    // A certificate without its key is named.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(client_dir.join("client.cert"), broken.join("client.cert")).unwrap();
+    one_line_failure(&pull(&broken), &["client.key"]);
+}
+
+#[test]
+fn plain_http_goes_through_http_proxy_unless_no_proxy_says_otherwise() {
+    let reg = Registry::start();
+    let image = push_image(
+        &reg,
+        "app",
+        Some("v1"),
+        Flavour::Oci,
+        host_arch(),
+        &[layer(&[("a", b"proxied")])],
+    );
+    let proxy = ForwardProxy::start();
+    let dir = workdir();
+    let out = dir.path().join("a.tar");
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
+    let reference = format!("{}/app:v1", reg.host());
+    let pull = |env: &[(&str, &str)]| {
+        imo_env(
+            &[
+                "pull",
+                "scratch",
+                &reference,
+                "-o",
+                out.to_str().unwrap(),
+                "--quiet",
+            ],
+            env,
+        )
+    };
+    ok(
+        &pull(&[("HTTP_PROXY", &proxy_url)]),
+        "pull through HTTP_PROXY",
+    );
+    assert_eq!(Archive::open(&out).top_digest(), image.digest);
+    let seen = proxy.requests.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with(&format!("http://{}/v2/app/blobs/", reg.host()))),
+        "blobs came through the proxy, in absolute form: {seen:?}"
+    );
+    std::fs::remove_file(&out).unwrap();
+    proxy.requests.lock().unwrap().clear();
+    ok(
+        &pull(&[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "127.0.0.1")]),
+        "NO_PROXY skips it",
+    );
+    assert!(proxy.requests.lock().unwrap().is_empty());
+}

@@ -8,11 +8,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::manifest::{Parsed, REF_NAME, SOURCE_NAME};
-use crate::plan::MAX_DEPTH;
+use crate::plan::{MAX_DEPTH, MAX_DOCUMENTS};
 use crate::source::Source;
-
-/// Most distinct manifests and indexes one base may hold.
-pub const MAX_DOCUMENTS: usize = 10_000;
 
 /// The layers the far side has, and the places that hold each.
 #[derive(Debug, Default)]

@@ -19,21 +19,26 @@ use wasi_fs as imp;
 /// A directory the component writes in.
 pub struct Dir {
     inner: imp::Dir,
+    path: String,
 }
 
 /// A file under a temporary name, renamed into place by [`TempFile::commit`]
-/// and removed if dropped before that.
+/// and removed if dropped before that. The host hears of it, so it can
+/// remove it too if the component is stopped.
 pub struct TempFile {
-    inner: imp::TempFile,
+    inner: Option<imp::TempFile>,
+    path: String,
 }
 
-/// `.NAME.imo-RANDOM.tmp`: hidden, and recognisably imo's.
+/// `.NAME.imo-OWNER-RANDOM.tmp`: hidden, recognisably imo's, and naming the
+/// process that writes it (the host's id), so a later run removes it only
+/// once that process is gone.
 pub fn temp_name(name: &str) -> String {
     // std seeds RandomState from the host's wasi:random.
     let r = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
-    format!(".{name}.imo-{r:016x}.tmp")
+    format!(".{name}.imo-{}-{r:016x}.tmp", crate::host::owner())
 }
 
 /// Splits `a/b/c` into (`a/b`, `c`); a bare name has the parent `.`.
@@ -50,6 +55,7 @@ impl Dir {
     pub fn open(path: &str) -> io::Result<Dir> {
         Ok(Dir {
             inner: imp::Dir::open(path)?,
+            path: path.trim_end_matches('/').to_string(),
         })
     }
 
@@ -95,8 +101,12 @@ impl Dir {
             "." => temp_name(name),
             d => format!("{d}/{}", temp_name(name)),
         };
+        let inner = self.inner.temp_file(&temp, rel)?;
+        let path = format!("{}/{temp}", self.path);
+        crate::host::temp_begun(&path);
         Ok(TempFile {
-            inner: self.inner.temp_file(&temp, rel)?,
+            inner: Some(inner),
+            path,
         })
     }
 
@@ -109,19 +119,36 @@ impl Dir {
 }
 
 impl TempFile {
+    fn inner(&self) -> io::Result<&imp::TempFile> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| io::Error::other("file already closed"))
+    }
+
     /// Writes all of `buf` at `offset`.
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
+        self.inner()?.write_all_at(buf, offset)
     }
 
     /// Syncs and renames into place.
-    pub fn commit(self) -> io::Result<()> {
-        self.inner.commit()
+    pub fn commit(mut self) -> io::Result<()> {
+        match self.inner.take() {
+            Some(inner) => inner.commit(),
+            None => Err(io::Error::other("file already closed")),
+        }
     }
 
     /// Reads back everything written so far, in order, in pieces.
     pub fn read_back(&self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
-        self.inner.read_back(each)
+        self.inner()?.read_back(each)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // The file is gone (removed, or renamed into place) before the host hears.
+        drop(self.inner.take());
+        crate::host::temp_ended(&self.path);
     }
 }
 
@@ -396,8 +423,14 @@ mod wasi_fs {
 
         pub fn commit(mut self) -> io::Result<()> {
             if let Some(f) = self.file.take() {
-                // Durability where the host offers it; not every host does.
-                let _ = f.sync_data();
+                match f.sync_data() {
+                    // Durability where the host offers it; not every host does.
+                    Ok(()) | Err(ErrorCode::Unsupported) => {}
+                    Err(e) => {
+                        let _ = self.dir.unlink_file_at(&self.temp);
+                        return Err(err(e));
+                    }
+                }
             }
             let renamed = self
                 .dir

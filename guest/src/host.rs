@@ -68,6 +68,29 @@ pub fn report(event: &ProgressEvent) {
     }
 }
 
+/// Tells the host that `path` is being written under a temporary name.
+pub fn temp_begun(path: &str) {
+    #[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+    crate::bindings::imo::incremental::cleanup::begun(path);
+    let _ = path;
+}
+
+/// Tells the host that `path` is renamed into place or removed.
+pub fn temp_ended(path: &str) {
+    #[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+    crate::bindings::imo::incremental::cleanup::ended(path);
+    let _ = path;
+}
+
+/// The number temporary names carry: the host's process id, or 0 where the
+/// host knows none (stock hosts, native tests).
+pub fn owner() -> u32 {
+    #[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+    return crate::bindings::imo::incremental::cleanup::owner();
+    #[allow(unreachable_code)]
+    0
+}
+
 /// Reports bytes read to the host in steps, so progress costs little.
 pub struct ProgressReader<R> {
     inner: R,

@@ -25,6 +25,9 @@ const READ_CHUNK: u64 = 256 * 1024;
 /// How a certificate the host could not verify is described.
 pub const UNTRUSTED_CERTIFICATE: &str = "TLS certificate not trusted";
 
+/// How a TLS alert from the server is described: the server speaks TLS.
+pub const TLS_ALERT: &str = "the registry ended the TLS handshake";
+
 /// An HTTP response whose body is read as a stream.
 pub struct Response {
     /// Status code.
@@ -299,6 +302,16 @@ fn describe(e: &crate::bindings::wasi::http::types::ErrorCode) -> String {
         E::ConnectionTerminated => "connection closed by the server".into(),
         E::TlsProtocolError => "TLS handshake failed".into(),
         E::TlsCertificateError => UNTRUSTED_CERTIFICATE.into(),
+        E::TlsAlertReceived(alert) => {
+            let what = alert.alert_message.as_deref().unwrap_or("an alert");
+            // 116: certificate_required; 42, 46, 48: a certificate it
+            // refused or lacks (servers use either for a missing one).
+            let hint = match alert.alert_id {
+                Some(42 | 46 | 48 | 116) => ": it wants a client certificate it trusts (NAME.cert and NAME.key in --cert-dir)",
+                _ => "",
+            };
+            format!("{TLS_ALERT} ({what}){hint}")
+        }
         E::HttpRequestDenied => "request denied by the host".into(),
         other => format!("{other:?}"),
     }

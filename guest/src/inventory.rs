@@ -19,15 +19,13 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::host::emit;
 use crate::manifest::{Descriptor, Parsed, RawManifest, REF_NAME};
-use crate::plan::MAX_DEPTH;
+use crate::plan::{MAX_DEPTH, MAX_DOCUMENTS};
 use crate::registry::Registry;
 use crate::source::{DirStore, LayoutSource, Source};
 use imo_grammar::transport::Prefix;
 
 /// Largest inventory file read.
 pub const MAX_INVENTORY_BYTES: u64 = 64 * 1024 * 1024;
-/// Most distinct manifests walked per repository.
-const MAX_DOCUMENTS: usize = 10_000;
 
 /// What a repository holds.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,8 +145,8 @@ impl Source for Tagged<'_> {
     fn name(&self) -> String {
         format!("{}/{}", self.registry.name(), self.repository)
     }
-    fn tag(&self) -> Option<String> {
-        None
+    fn tag(&self) -> Result<Option<String>> {
+        Ok(None)
     }
     fn top(&self) -> Result<RawManifest> {
         Err(Error::InvalidArgument(format!(

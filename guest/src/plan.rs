@@ -22,6 +22,10 @@ use crate::source::Source;
 /// Deepest index nesting followed (index -> index -> manifest is legal).
 pub const MAX_DEPTH: usize = 4;
 
+/// Most distinct manifests and indexes one walk of an image (or a base, or
+/// an inventory's repository) reads: past it, the image is refused.
+pub const MAX_DOCUMENTS: usize = 10_000;
+
 /// What happens to a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -83,6 +87,10 @@ pub struct Plan {
     pub images: Vec<ImagePlan>,
     /// Distinct blobs in write order.
     pub blobs: Vec<PlannedBlob>,
+    /// The digests in `blobs`, and of every manifest walked: each is
+    /// planned once, however often it is listed.
+    seen_blobs: HashSet<Digest>,
+    walked: HashSet<Digest>,
 }
 
 /// An attachment of the image and the fates of its blobs.
@@ -142,7 +150,7 @@ impl Plan {
         let top = final_.top()?;
         let reference = final_.name();
         let mut plan = Plan {
-            tag: final_.tag(),
+            tag: final_.tag()?,
             base: None,
             base_registry: None,
             source_registry: final_.registry_reference().cloned(),
@@ -154,6 +162,8 @@ impl Plan {
             manifests: Vec::new(),
             images: Vec::new(),
             blobs: Vec::new(),
+            seen_blobs: HashSet::new(),
+            walked: HashSet::from([top.digest.clone()]),
         };
         let top = match (&top.parsed, all) {
             (Parsed::Index(ix), false) => {
@@ -206,7 +216,7 @@ impl Plan {
                         is_layer,
                         action,
                     };
-                    if !self.blobs.iter().any(|b| b.desc.digest == desc.digest) {
+                    if self.seen_blobs.insert(desc.digest.clone()) {
                         self.blobs.push(planned.clone());
                     }
                     image.blobs.push(planned);
@@ -218,6 +228,16 @@ impl Plan {
                     return Err(too_deep(&self.reference));
                 }
                 for child_desc in ix.manifests.clone() {
+                    // A child listed again is planned once.
+                    if !self.walked.insert(child_desc.digest.clone()) {
+                        continue;
+                    }
+                    if self.walked.len() > MAX_DOCUMENTS {
+                        return Err(Error::Unsupported(format!(
+                            "{} lists more than {MAX_DOCUMENTS} distinct manifests",
+                            self.reference
+                        )));
+                    }
                     let child = src.manifest(&child_desc)?;
                     self.add(src, child, Some(child_desc), depth + 1, decide)?;
                 }
@@ -259,12 +279,19 @@ impl Plan {
             return Ok(());
         }
         let mut seen: HashSet<Digest> = self.manifests.iter().map(|m| m.digest.clone()).collect();
+        let budget = MAX_DOCUMENTS.saturating_sub(self.walked.len());
         let mut queue: Vec<(Descriptor, usize)> =
             self.manifests.iter().map(|m| (m.descriptor(), 1)).collect();
         while let Some((subject, depth)) = queue.pop() {
             for a in source.attachments(&subject)? {
                 if !a.wanted(&filter.types) || !seen.insert(a.manifest.digest.clone()) {
                     continue;
+                }
+                if self.attachments.len() >= budget {
+                    return Err(Error::Unsupported(format!(
+                        "{} has more than {budget} attachments",
+                        self.reference
+                    )));
                 }
                 let Parsed::Image(img) = &a.manifest.parsed else {
                     emit(ProgressEvent::Note(format!(
@@ -281,7 +308,7 @@ impl Plan {
                         is_layer,
                         action: fate(bases, source, desc, is_layer),
                     };
-                    if !self.blobs.iter().any(|b| b.desc.digest == desc.digest) {
+                    if self.seen_blobs.insert(desc.digest.clone()) {
                         self.blobs.push(planned.clone());
                     }
                     blobs.push(planned);

@@ -1,6 +1,7 @@
 //! `imo`: the native host that runs imo's WebAssembly component with
 //! wasmtime and grants it the network, files and credentials it needs.
 
+mod cleanup;
 mod credentials;
 mod files;
 mod hashing;
@@ -470,6 +471,7 @@ impl Common<'_> {
             progress: self.progress,
             network: network(self.cert_dir, references, insecure)?,
             limits: self.limits,
+            cleanup: cleanup::Cleanup::default(),
         })
     }
 }

@@ -2,12 +2,14 @@
 //! network. TLS trusts the system store (which honours `SSL_CERT_FILE`) plus
 //! `--cert-dir` certificates; `--*-tls-verify=false` turns verification off
 //! for the registries named on the command line only; HTTP/2 is negotiated by
-//! ALPN; `HTTPS_PROXY`/`NO_PROXY` tunnel HTTPS through a proxy.
+//! ALPN; `HTTPS_PROXY`/`NO_PROXY` tunnel HTTPS through a proxy and
+//! `HTTP_PROXY` forwards plain HTTP; a client certificate in `--cert-dir`
+//! (`NAME.cert` and `NAME.key`) answers registries that ask for one.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -18,12 +20,12 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, TlsAlertReceivedPayload};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -42,7 +44,10 @@ pub struct Network {
     unverified: Arc<ClientConfig>,
     /// Registry authorities (`host[:port]`) whose certificates are not checked.
     insecure: Vec<String>,
+    /// `HTTPS_PROXY`: HTTPS requests go through a `CONNECT` tunnel.
     proxy: Option<Proxy>,
+    /// `HTTP_PROXY`: plain HTTP requests go to it, in absolute form.
+    http_proxy: Option<Proxy>,
     allowed: Arc<Mutex<AllowList>>,
 }
 
@@ -118,14 +123,60 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn client_config(roots: RootCertStore) -> Result<ClientConfig> {
-    let mut c = ClientConfig::builder_with_provider(provider())
+/// A client certificate and its key, for registries that ask for one.
+type ClientCert = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn client_config(roots: RootCertStore, client: Option<ClientCert>) -> Result<ClientConfig> {
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS configuration")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut c = match client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .context("unusable client certificate in --cert-dir")?,
+        None => builder.with_no_client_auth(),
+    };
     c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(c)
+}
+
+/// The client certificate in `cert_dir`, as docker and podman keep one:
+/// `NAME.cert` with its key in `NAME.key`.
+fn client_cert(cert_dir: Option<&Path>) -> Result<Option<ClientCert>> {
+    let Some(dir) = cert_dir else {
+        return Ok(None);
+    };
+    let mut certs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read --cert-dir {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("cert"))
+        .collect();
+    certs.sort();
+    let Some(cert) = certs.into_iter().next() else {
+        return Ok(None);
+    };
+    let key = cert.with_extension("key");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .with_context(|| format!("cannot read client certificate {}", cert.display()))?;
+    if chain.is_empty() {
+        bail!(
+            "client certificate {} holds no PEM certificate",
+            cert.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(&key)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .with_context(|| {
+            format!(
+                "client certificate {} has no usable key in {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    Ok(Some((chain, key)))
 }
 
 /// The system's trust store (or the webpki roots where it is empty) plus
@@ -226,14 +277,18 @@ fn env_any(names: &[&str]) -> Option<String> {
 }
 
 impl Proxy {
-    fn from_env() -> Result<Option<Proxy>> {
-        let Some(url) = env_any(&["HTTPS_PROXY", "https_proxy"]) else {
+    /// The proxy the first set of `names` gives, with `NO_PROXY`.
+    fn from_env(names: &[&str]) -> Result<Option<Proxy>> {
+        let Some(url) = env_any(names) else {
             return Ok(None);
         };
         let rest = url.strip_prefix("http://").unwrap_or(&url);
         let authority = rest.split('/').next().unwrap_or(rest).to_string();
         if authority.is_empty() || authority.contains('@') {
-            bail!("HTTPS_PROXY {url:?} is not supported: expected http://HOST:PORT");
+            bail!(
+                "{} {url:?} is not supported: expected http://HOST:PORT",
+                names[0]
+            );
         }
         let authority = if authority.contains(':') {
             authority
@@ -270,19 +325,27 @@ impl Network {
     /// Trust `cert_dir` besides the system store; skip verification for
     /// `insecure`; reach only `allowed` and what it names.
     pub fn new(cert_dir: Option<&Path>, insecure: Vec<String>, allowed: AllowList) -> Result<Self> {
-        let verified = Arc::new(client_config(roots(cert_dir)?)?);
-        let mut unverified = ClientConfig::builder_with_provider(provider())
+        let client = client_cert(cert_dir)?;
+        let again = client.as_ref().map(|(c, k)| (c.clone(), k.clone_key()));
+        let verified = Arc::new(client_config(roots(cert_dir)?, again)?);
+        let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .context("TLS configuration")?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())));
+        let mut unverified = match client {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .context("unusable client certificate in --cert-dir")?,
+            None => builder.with_no_client_auth(),
+        };
         unverified.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Network {
             verified,
             unverified: Arc::new(unverified),
             insecure,
-            proxy: Proxy::from_env()?,
+            proxy: Proxy::from_env(&["HTTPS_PROXY", "https_proxy"])?,
+            http_proxy: Proxy::from_env(&["HTTP_PROXY", "http_proxy"])?,
             allowed: Arc::new(Mutex::new(allowed)),
         })
     }
@@ -314,6 +377,7 @@ impl WasiHttpHooks for Network {
             self.verified.clone()
         };
         let proxy = self.proxy.clone();
+        let http_proxy = self.http_proxy.clone();
         let allowed = self.allowed.clone();
         let permitted = allowed
             .lock()
@@ -324,7 +388,7 @@ impl WasiHttpHooks for Network {
         }
         Box::new(async move {
             let uri = request.uri().clone();
-            let (response, io) = send(request, options, tls, proxy).await?;
+            let (response, io) = send(request, options, tls, (proxy, http_proxy)).await?;
             if let Ok(mut a) = allowed.lock() {
                 a.learn(&uri, response.headers());
             }
@@ -333,12 +397,84 @@ impl WasiHttpHooks for Network {
     }
 
     fn p2_error_from_tls(&mut self, err: &io::Error) -> ErrorCode {
-        if is_cert_error(err) {
-            ErrorCode::TlsCertificateError
-        } else {
-            ErrorCode::TlsProtocolError
+        let tls = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
+        let text = err.get_ref().and_then(|e| e.downcast_ref::<AlertText>());
+        match (tls, text) {
+            (Some(rustls::Error::AlertReceived(alert)), _) => {
+                ErrorCode::TlsAlertReceived(TlsAlertReceivedPayload {
+                    alert_id: Some(u8::from(*alert)),
+                    alert_message: Some(format!("{alert:?}")),
+                })
+            }
+            (_, Some(AlertText(name))) => ErrorCode::TlsAlertReceived(TlsAlertReceivedPayload {
+                alert_id: alert_id(name),
+                alert_message: Some(name.clone()),
+            }),
+            _ if is_cert_error(err) => ErrorCode::TlsCertificateError,
+            _ => ErrorCode::TlsProtocolError,
         }
     }
+}
+
+/// A TLS alert the server sent, by the name rustls gives it.
+#[derive(Debug)]
+struct AlertText(String);
+
+impl std::fmt::Display for AlertText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "received fatal alert: {}", self.0)
+    }
+}
+
+impl std::error::Error for AlertText {}
+
+/// The number of a TLS alert rustls names (the ones a registry sends about
+/// client certificates).
+fn alert_id(name: &str) -> Option<u8> {
+    use rustls::AlertDescription as A;
+    [
+        A::BadCertificate,
+        A::UnsupportedCertificate,
+        A::CertificateRevoked,
+        A::CertificateExpired,
+        A::CertificateUnknown,
+        A::UnknownCA,
+        A::AccessDenied,
+        A::HandshakeFailure,
+        A::CertificateRequired,
+    ]
+    .into_iter()
+    .find(|a| format!("{a:?}") == name)
+    .map(u8::from)
+}
+
+/// A failed exchange as wasi:http tells it; an alert the server sent after
+/// the handshake (TLS 1.3 servers check client certificates then) stays a
+/// TLS error, so the component knows the server speaks TLS.
+fn tls_alert_or(e: hyper::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        // io::Error's source() skips the error it wraps: look inside.
+        let inner = s
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        for candidate in [Some(s), inner].into_iter().flatten() {
+            if let Some(rustls::Error::AlertReceived(alert)) =
+                candidate.downcast_ref::<rustls::Error>()
+            {
+                return HttpError::Tls(io::Error::other(rustls::Error::AlertReceived(*alert)));
+            }
+            // tokio-rustls passes it on as text.
+            if let Some(name) = candidate.to_string().strip_prefix("received fatal alert: ") {
+                return HttpError::Tls(io::Error::other(AlertText(name.to_string())));
+            }
+        }
+        source = s.source();
+    }
+    HttpError::from(e)
 }
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
@@ -420,7 +556,7 @@ async fn send(
     mut req: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     tls: Arc<ClientConfig>,
-    proxy: Option<Proxy>,
+    (proxy, http_proxy): (Option<Proxy>, Option<Proxy>),
 ) -> Sent {
     let uri = req.uri().clone();
     let use_tls = uri.scheme_str() == Some("https");
@@ -447,10 +583,14 @@ async fn send(
     );
 
     let tunnel = proxy.filter(|p| use_tls && p.applies_to(&host));
+    let forward = http_proxy.filter(|p| !use_tls && p.applies_to(&host));
     let tcp = tokio::time::timeout(connect_timeout, async {
-        match &tunnel {
-            Some(p) => connect_via(&p.authority, &target).await,
-            None => TcpStream::connect(&target)
+        match (&tunnel, &forward) {
+            (Some(p), _) => connect_via(&p.authority, &target).await,
+            (None, Some(p)) => TcpStream::connect(&p.authority)
+                .await
+                .map_err(HttpError::Connect),
+            (None, None) => TcpStream::connect(&target)
                 .await
                 .map_err(HttpError::Connect),
         }
@@ -475,12 +615,15 @@ async fn send(
         (Box::new(tcp), false)
     };
 
-    // The request line carries only the path; scheme and host are for proxies.
+    // The request line carries only the path; scheme and host are for a
+    // proxy forwarding plain HTTP, which gets the absolute form.
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    *req.uri_mut() = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    if forward.is_none() {
+        *req.uri_mut() = http::Uri::builder()
+            .path_and_query(path)
+            .build()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    }
     if h2 {
         // HTTP/2 takes the authority from the URI, not a Host header.
         *req.uri_mut() = http::Uri::builder()
@@ -493,24 +636,42 @@ async fn send(
     }
 
     let io = TokioIo::new(stream);
-    let response = if h2 {
+    let (response, conn) = if h2 {
         let (mut sender, conn) = hyper::client::conn::http2::Builder::new(Executor)
             .handshake(io)
             .await
             .map_err(HttpError::from)?;
-        tokio::spawn(conn);
-        tokio::time::timeout(first_byte, sender.send_request(req)).await
+        let conn = tokio::spawn(conn);
+        (
+            tokio::time::timeout(first_byte, sender.send_request(req)).await,
+            conn,
+        )
     } else {
         let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await
             .map_err(HttpError::from)?;
-        tokio::spawn(conn);
-        tokio::time::timeout(first_byte, sender.send_request(req)).await
+        let conn = tokio::spawn(conn);
+        (
+            tokio::time::timeout(first_byte, sender.send_request(req)).await,
+            conn,
+        )
     };
-    let response = response
-        .map_err(|_| HttpError::ConnectionReadTimeout)?
-        .map_err(HttpError::from)?;
+    let response = match response.map_err(|_| HttpError::ConnectionReadTimeout)? {
+        Ok(r) => r,
+        Err(e) => {
+            // The connection's own failure says more (a TLS alert the
+            // server sent after the handshake) than the request's.
+            let why = tokio::time::timeout(Duration::from_secs(1), conn).await;
+            return Err(match why {
+                Ok(Ok(Err(conn_err))) => match tls_alert_or(conn_err) {
+                    tls @ HttpError::Tls(_) => tls,
+                    _ => tls_alert_or(e),
+                },
+                _ => tls_alert_or(e),
+            });
+        }
+    };
     let response = response.map(|inner| {
         Quiet {
             inner,

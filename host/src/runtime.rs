@@ -8,6 +8,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::cleanup::Cleanup;
 use crate::credentials::Credentials;
 use crate::files::Grants;
 use crate::hashing::Hasher;
@@ -25,6 +26,9 @@ mod bindings {
             "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
             "imo:incremental/hashing.hasher": crate::hashing::Hasher,
         },
+        // A host bug (a hasher the component never made) traps, with a
+        // message saying so, rather than answering something wrong.
+        imports: { default: trappable },
         require_store_data_send: true,
     });
 }
@@ -63,6 +67,7 @@ struct State {
     progress: Progress,
     network: Network,
     limits: StoreLimits,
+    cleanup: Cleanup,
 }
 
 impl WasiView for State {
@@ -87,14 +92,31 @@ impl WasiHttpView for State {
 impl bindings::imo::incremental::types::Host for State {}
 
 impl bindings::imo::incremental::credentials::Host for State {
-    fn lookup(&mut self, registry: String, role: Role) -> Option<Credential> {
-        self.credentials.lookup(&registry, role)
+    fn lookup(&mut self, registry: String, role: Role) -> wasmtime::Result<Option<Credential>> {
+        Ok(self.credentials.lookup(&registry, role))
     }
 }
 
 impl bindings::imo::incremental::progress::Host for State {
-    fn report(&mut self, event: ProgressEvent) {
+    fn report(&mut self, event: ProgressEvent) -> wasmtime::Result<()> {
         self.progress.report(event);
+        Ok(())
+    }
+}
+
+impl bindings::imo::incremental::cleanup::Host for State {
+    fn begun(&mut self, path: String) -> wasmtime::Result<()> {
+        self.cleanup.begun(&path);
+        Ok(())
+    }
+
+    fn ended(&mut self, path: String) -> wasmtime::Result<()> {
+        self.cleanup.ended(&path);
+        Ok(())
+    }
+
+    fn owner(&mut self) -> wasmtime::Result<u32> {
+        Ok(std::process::id())
     }
 }
 
@@ -110,6 +132,8 @@ pub struct Capabilities {
     pub network: Network,
     /// Memory and time.
     pub limits: Limits,
+    /// The files the component is writing, removed whatever stops it.
+    pub cleanup: Cleanup,
 }
 
 /// What the component may use up.
@@ -149,7 +173,13 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
     .ctx("linking imo imports")?;
     bindings::imo::incremental::hashing::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .ctx("linking imo imports")?;
+    bindings::imo::incremental::cleanup::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        .ctx("linking imo imports")?;
 
+    for g in caps.grants.dirs().iter().filter(|g| g.writable) {
+        crate::cleanup::remove_stale(&g.dir);
+    }
+    caps.cleanup.on_signals();
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdout().inherit_stderr();
     for g in caps.grants.dirs() {
@@ -173,18 +203,21 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
             .memory_size(caps.limits.max_memory)
             .trap_on_grow_failure(true)
             .build(),
+        cleanup: caps.cleanup.clone(),
     };
     let mut store = Store::new(&engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
     if let Some(timeout) = caps.limits.timeout {
         let engine = engine.clone();
+        let cleanup = caps.cleanup.clone();
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
             // Stops running wasm at once; a guest blocked on the network is
             // stopped by the exit below.
             engine.increment_epoch();
             std::thread::sleep(std::time::Duration::from_secs(2));
+            cleanup.remove_all();
             eprintln!(
                 "imo: stopped: the --timeout of {} s was reached",
                 timeout.as_secs()
@@ -314,24 +347,25 @@ pub fn message(e: GuestError) -> anyhow::Error {
 impl bindings::imo::incremental::hashing::Host for State {}
 
 impl bindings::imo::incremental::hashing::HostHasher for State {
-    fn new(&mut self, algorithm: HashAlgorithm) -> Resource<Hasher> {
+    fn new(&mut self, algorithm: HashAlgorithm) -> wasmtime::Result<Resource<Hasher>> {
         let sha512 = matches!(algorithm, HashAlgorithm::Sha512);
-        self.table
-            .push(Hasher::new(sha512))
-            .expect("the resource table has room for a hasher")
+        Ok(self.table.push(Hasher::new(sha512))?)
     }
 
-    fn update(&mut self, hasher: Resource<Hasher>, data: Vec<u8>) {
-        if let Ok(h) = self.table.get_mut(&hasher) {
-            h.update(&data);
-        }
+    fn update(&mut self, hasher: Resource<Hasher>, data: Vec<u8>) -> wasmtime::Result<()> {
+        self.table
+            .get_mut(&hasher)
+            .map_err(|e| wasmtime::Error::msg(format!("imo host bug: no such hasher: {e}")))?
+            .update(&data);
+        Ok(())
     }
 
-    fn digest(&mut self, hasher: Resource<Hasher>) -> Vec<u8> {
-        self.table
+    fn digest(&mut self, hasher: Resource<Hasher>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self
+            .table
             .get(&hasher)
-            .map(Hasher::digest)
-            .unwrap_or_default()
+            .map_err(|e| wasmtime::Error::msg(format!("imo host bug: no such hasher: {e}")))?
+            .digest())
     }
 
     fn drop(&mut self, hasher: Resource<Hasher>) -> wasmtime::Result<()> {
@@ -347,10 +381,12 @@ fn call<T>(
     f: impl FnOnce(&Api, &mut Store<State>) -> wasmtime::Result<Result<T, GuestError>>,
 ) -> Result<T> {
     let limits = caps.limits;
+    let cleanup = caps.cleanup.clone();
     let (mut store, imo) = instantiate(caps)?;
-    f(imo.imo_incremental_api(), &mut store)
-        .map_err(|e| trap(e, limits))?
-        .map_err(message)
+    let result = f(imo.imo_incremental_api(), &mut store);
+    // Whatever stopped the component, nothing it was writing stays.
+    cleanup.remove_all();
+    result.map_err(|e| trap(e, limits))?.map_err(message)
 }
 
 type Api = bindings::exports::imo::incremental::api::Guest;

@@ -50,6 +50,35 @@ impl Tls {
         Tls { dir }
     }
 
+    /// A CA for client certificates, and a `--cert-dir` holding this
+    /// server's CA and a client certificate (`client.cert`, `client.key`)
+    /// signed by that CA, as docker and podman keep them.
+    pub fn client_cert_dir(&self, name: &str) -> (PathBuf, PathBuf) {
+        let ca_key = rcgen::KeyPair::generate().expect("client CA key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("imo client CA {name}"));
+        let ca_cert = ca.self_signed(&ca_key).expect("client CA");
+        let key = rcgen::KeyPair::generate().expect("client key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "imo test client");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &ca_cert, &ca_key)
+            .expect("client cert");
+        let d = self.dir.path().join(name);
+        std::fs::create_dir_all(&d).expect("cert dir");
+        std::fs::copy(self.dir.path().join("ca.crt"), d.join("ca.crt")).expect("copy CA");
+        std::fs::write(d.join("client.cert"), cert.pem()).expect("write client cert");
+        std::fs::write(d.join("client.key"), key.serialize_pem()).expect("write client key");
+        let ca_file = self.dir.path().join(format!("{name}-client-ca.pem"));
+        std::fs::write(&ca_file, ca_cert.pem()).expect("write client CA");
+        (d, ca_file)
+    }
+
     /// A directory holding only the CA certificate, for `--cert-dir`.
     pub fn cert_dir(&self) -> PathBuf {
         let d = self.dir.path().join("certs");
@@ -107,6 +136,13 @@ impl TokenServer {
     /// Grants every requested scope to `user`:`password` (or to anyone if
     /// `user` is None).
     pub fn start(user: Option<(&str, &str)>) -> TokenServer {
+        TokenServer::start_expiring(user, 300, 300)
+    }
+
+    /// As `start`, with tokens the registry honours for `valid` seconds
+    /// while the answer claims `claimed` (`expires_in`): a client that
+    /// trusts the claim meets the expiry as a 401 mid-transfer.
+    pub fn start_expiring(user: Option<(&str, &str)>, valid: u64, claimed: u64) -> TokenServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = rcgen::KeyPair::generate().expect("token key");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -204,9 +240,10 @@ impl TokenServer {
                     .expect("clock")
                     .as_secs();
                 let header = json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
+                // The distribution server allows 60 s of clock skew past exp.
                 let claims = json!({
                     "iss": ISSUER, "sub": subject, "aud": SERVICE,
-                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{port}"),
+                    "exp": (now + valid).saturating_sub(60), "nbf": now - 10, "iat": now, "jti": format!("{now}-{port}"),
                     "access": access,
                 });
                 let signing_input = format!(
@@ -218,9 +255,9 @@ impl TokenServer {
                 let token = format!("{signing_input}.{}", b64url(sig.as_ref()));
                 // Refresh grants answer as OAuth2 does, with access_token.
                 let body = if refreshed {
-                    json!({"access_token": token, "expires_in": 300})
+                    json!({"access_token": token, "expires_in": claimed})
                 } else {
-                    json!({"token": token, "expires_in": 300})
+                    json!({"token": token, "expires_in": claimed})
                 }
                 .to_string();
                 let _ = write!(

@@ -53,6 +53,8 @@ pub struct Config {
     pub top: String,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// With TLS, require client certificates signed by this CA.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A `docker-registry` on 127.0.0.1, stopped on drop.
@@ -82,11 +84,17 @@ impl Registry {
         let port = free_port();
         let file = dir.path().join("config.yml");
         let tls = match &config.tls {
-            Some((cert, key)) => format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ),
+            Some((cert, key)) => {
+                let mut t = format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                );
+                if let Some(ca) = &config.client_ca {
+                    t.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+                }
+                t
+            }
             None => String::new(),
         };
         std::fs::write(
@@ -715,6 +723,96 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// A forwarding HTTP proxy on 127.0.0.1 (what `HTTP_PROXY` names): takes
+/// requests in absolute form, one per connection, forwards them in origin
+/// form, and records each absolute target.
+pub struct ForwardProxy {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ForwardProxy {
+    pub fn start() -> ForwardProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let log = log.clone();
+                std::thread::spawn(move || forward(client, &log));
+            }
+        });
+        ForwardProxy { port, requests }
+    }
+}
+
+fn forward(client: std::net::TcpStream, log: &std::sync::Mutex<Vec<String>>) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(client.try_clone().expect("clone"));
+    let mut client = client;
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line.trim_end().to_string());
+    }
+    let mut words = head[0].split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let Ok(url) = url::Url::parse(target) else {
+        let _ = client.write_all(b"HTTP/1.1 400 Not Absolute\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    log.lock().expect("log").push(target.to_string());
+    let length: usize = head
+        .iter()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let upstream = format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(80)
+    );
+    let Ok(mut server) = std::net::TcpStream::connect(upstream) else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let mut out = format!("{method} {path} HTTP/1.1\r\n");
+    for line in head.iter().skip(1) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    if server
+        .write_all(out.as_bytes())
+        .and_then(|_| server.write_all(&body))
+        .is_err()
+    {
+        return;
+    }
+    let _ = std::io::copy(&mut server, &mut client);
 }
 
 /// An HTTP CONNECT proxy on 127.0.0.1 that records each tunnel's target.

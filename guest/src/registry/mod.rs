@@ -154,6 +154,12 @@ impl Registry {
         let (base, resp) = match try_scheme("https")? {
             (base, Ok(resp)) => (base, resp),
             // A certificate problem means the server speaks TLS: plain HTTP is no way out.
+            (_, Err(e)) if e.to_string().contains(http::TLS_ALERT) => {
+                return Err(Error::Network(format!(
+                    "cannot reach registry {} over HTTPS: {e}",
+                    self.name
+                )))
+            }
             (_, Err(e)) if e.to_string().contains(http::UNTRUSTED_CERTIFICATE) => {
                 return Err(Error::Network(format!(
                     "cannot reach registry {} over HTTPS: {e}: trust its CA with --cert-dir, or skip verification with {}=false",
@@ -162,6 +168,14 @@ impl Registry {
                 )))
             }
             (_, Err(https_err)) if self.allow_plain => match try_scheme("http")? {
+                // A TLS server answers plain HTTP with 400: the HTTPS failure
+                // is the one to tell.
+                (_, Ok(resp)) if resp.status == 400 => {
+                    return Err(Error::Network(format!(
+                        "cannot reach registry {} over HTTPS: {https_err} (it speaks only HTTPS; if it wants a client certificate, put NAME.cert and NAME.key in --cert-dir)",
+                        self.name
+                    )))
+                }
                 (base, Ok(resp)) => (base, resp),
                 (_, Err(http_err)) => {
                     return Err(Error::Network(format!(

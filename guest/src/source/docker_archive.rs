@@ -330,8 +330,8 @@ impl Source for Legacy {
         self.shown.clone()
     }
 
-    fn tag(&self) -> Option<String> {
-        self.tag.clone()
+    fn tag(&self) -> Result<Option<String>> {
+        Ok(self.tag.clone())
     }
 
     fn top(&self) -> Result<RawManifest> {
@@ -362,7 +362,7 @@ impl Source for DockerArchiveSource {
         self.inner().name()
     }
 
-    fn tag(&self) -> Option<String> {
+    fn tag(&self) -> Result<Option<String>> {
         self.inner().tag()
     }
 

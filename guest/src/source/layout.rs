@@ -257,12 +257,11 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
         }
     }
 
-    fn tag(&self) -> Option<String> {
-        self.tag.clone().or_else(|| {
-            self.top_descriptor()
-                .ok()
-                .and_then(|d| d.annotations.get(REF_NAME).cloned())
-        })
+    fn tag(&self) -> Result<Option<String>> {
+        match &self.tag {
+            Some(t) => Ok(Some(t.clone())),
+            None => Ok(self.top_descriptor()?.annotations.get(REF_NAME).cloned()),
+        }
     }
 
     fn top(&self) -> Result<RawManifest> {

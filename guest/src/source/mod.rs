@@ -29,7 +29,7 @@ pub trait Source {
     /// How messages name the image, e.g. `127.0.0.1:5000/app:v1`.
     fn name(&self) -> String;
     /// The tag to record in an archive's `index.json`.
-    fn tag(&self) -> Option<String>;
+    fn tag(&self) -> Result<Option<String>>;
     /// The manifest or index the reference names.
     fn top(&self) -> Result<RawManifest>;
     /// The manifest `desc` names (a child of an index), checked against it.

@@ -29,8 +29,8 @@ impl Source for RegistrySource {
         self.reference.to_string()
     }
 
-    fn tag(&self) -> Option<String> {
-        self.reference.tag().map(str::to_string)
+    fn tag(&self) -> Result<Option<String>> {
+        Ok(self.reference.tag().map(str::to_string))
     }
 
     fn top(&self) -> Result<RawManifest> {
