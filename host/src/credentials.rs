@@ -22,7 +22,7 @@ use crate::runtime::{BasicCredential, Credential, Role};
 /// The key docker uses for Docker Hub in files and helpers.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 struct AuthFile {
     #[serde(default)]
@@ -33,7 +33,7 @@ struct AuthFile {
     creds_store: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 struct AuthEntry {
     #[serde(default)]
     auth: Option<String>,
@@ -44,9 +44,10 @@ struct AuthEntry {
 pub use imo_grammar::reference::normalise_registry;
 
 /// Everything the user configured, read once up front.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Credentials {
     flags: HashMap<&'static str, BasicCredential>,
+    callback: Option<std::sync::Arc<crate::library::CredentialFn>>,
     files: Vec<(PathBuf, AuthFile)>,
     /// Directory searched for `docker-credential-*` first (tests); else PATH.
     helper_dir: Option<PathBuf>,
@@ -82,7 +83,7 @@ pub fn default_auth_files(authfile: Option<&Path>) -> Vec<PathBuf> {
 }
 
 /// Parses `USER[:PASSWORD]`; without a password, asks on the terminal.
-fn parse_flag(flag: &str, value: &str) -> Result<BasicCredential> {
+pub fn parse_flag(flag: &str, value: &str) -> Result<BasicCredential> {
     let (user, password) = match value.split_once(':') {
         Some((u, p)) => (u, Some(p.to_string())),
         None => (value, None),
@@ -131,6 +132,16 @@ impl Credentials {
         Ok(creds)
     }
 
+    /// Uses `credential` for every registry in `role`.
+    pub fn set(&mut self, role: Role, credential: BasicCredential) {
+        self.flags.insert(role_key(role), credential);
+    }
+
+    /// Asks `f` when no flag names a credential for the role, before the files.
+    pub fn set_callback(&mut self, f: std::sync::Arc<crate::library::CredentialFn>) {
+        self.callback = Some(f);
+    }
+
     /// Looks for `docker-credential-*` helpers in `dir` before PATH.
     #[cfg(test)]
     fn with_helper_dir(mut self, dir: &Path) -> Self {
@@ -142,6 +153,9 @@ impl Credentials {
     pub fn lookup(&self, registry: &str, role: Role) -> Option<Credential> {
         if let Some(b) = self.flags.get(role_key(role)) {
             return Some(Credential::Basic(b.clone()));
+        }
+        if let Some(c) = self.callback.as_ref().and_then(|f| f(registry, role)) {
+            return Some(c);
         }
         let registry = normalise_registry(registry);
         for (path, file) in &self.files {

@@ -144,7 +144,6 @@ impl Grants {
             Err(_) if !FILE_TRANSPORTS.iter().any(|(p, _)| given.starts_with(p)) => {
                 return Ok(Target {
                     guest: given.to_string(),
-                    shown: given.to_string(),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -153,13 +152,11 @@ impl Grants {
             Transport::Registry(_) => {
                 return Ok(Target {
                     guest: given.to_string(),
-                    shown: given.to_string(),
                 })
             }
             Transport::Archive { path, .. } if path == "-" => {
                 return Ok(Target {
                     guest: given.to_string(),
-                    shown: "standard output".into(),
                 })
             }
             Transport::Layout { path, .. } => self.layout_dir(path, write)?,
@@ -167,13 +164,8 @@ impl Grants {
                 self.output(path)?
             }
         };
-        let shown = match &t {
-            Transport::Archive { path, tag: None } if path == given => given.to_string(),
-            _ => t.to_string(),
-        };
         Ok(Target {
             guest: rewrite(given, &t, &abs),
-            shown,
         })
     }
 
@@ -209,12 +201,10 @@ impl Grants {
     }
 }
 
-/// A destination as the guest is given it, and as messages show it.
+/// A destination as the guest is given it.
 pub struct Target {
     /// The name the guest gets: its path absolute, in a granted directory.
     pub guest: String,
-    /// The name the user gave, for messages.
-    pub shown: String,
 }
 
 /// `given` with its path replaced by `abs`. A plain path stays plain: as a

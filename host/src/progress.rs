@@ -67,6 +67,26 @@ pub fn seconds(d: std::time::Duration) -> String {
     }
 }
 
+/// One event as one line of JSON (`--progress json`): `event` names it
+/// (`blob-started`, `blob-advanced`, `blob-finished`, `blob-skipped`,
+/// `note`); blobs carry `digest`, and `size` and `mediaType` where known;
+/// `blob-advanced` carries `bytes`, a note `message`.
+pub fn json(event: &ProgressEvent) -> String {
+    let blob = |name: &str, b: &crate::runtime::BlobInfo| serde_json::json!({"event": name, "digest": b.digest, "size": b.size, "mediaType": b.media_type});
+    let v = match event {
+        ProgressEvent::BlobStarted(b) => blob("blob-started", b),
+        ProgressEvent::BlobAdvanced((d, n)) => {
+            serde_json::json!({"event": "blob-advanced", "digest": d, "bytes": n})
+        }
+        ProgressEvent::BlobFinished(d) => {
+            serde_json::json!({"event": "blob-finished", "digest": d})
+        }
+        ProgressEvent::BlobSkipped(b) => blob("blob-skipped", b),
+        ProgressEvent::Note(n) => serde_json::json!({"event": "note", "message": n}),
+    };
+    v.to_string()
+}
+
 fn short(digest: &str) -> &str {
     let end = digest.find(':').map_or(0, |i| i + 1) + 12;
     digest.get(..end).unwrap_or(digest)
@@ -178,5 +198,10 @@ mod tests {
         assert_eq!(secs(245_000), "4 min 05 s");
         assert_eq!(short("sha256:0123456789abcdef"), "sha256:0123456789ab");
         assert_eq!(short("x"), "x");
+        let line = json(&ProgressEvent::BlobAdvanced(("sha256:ab".into(), 7)));
+        assert_eq!(
+            line,
+            r#"{"bytes":7,"digest":"sha256:ab","event":"blob-advanced"}"#
+        );
     }
 }

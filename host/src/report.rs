@@ -2,8 +2,12 @@
 
 use serde_json::{json, Value};
 
+use crate::error::Error;
 use crate::progress::bytes;
-use crate::runtime::{BlobAction, BlobInfo, PlanReport, Platform};
+use crate::runtime::{
+    BlobAction, BlobInfo, MissingBlob, PlanReport, Platform, PullReport, PushReport, SetPullReport,
+    SetPushOutcome, SetVetOutcome, VetReport,
+};
 
 fn platform(p: &Option<Platform>) -> String {
     match p {
@@ -169,4 +173,171 @@ pub fn inspect_table(r: &PlanReport) -> String {
     }
     out.push_str(&attachment_lines(r));
     out
+}
+
+/// A failure as JSON: `{"error": {"kind", "message"}}`.
+pub fn error_json(e: &anyhow::Error) -> Value {
+    let kind = e.downcast_ref::<Error>().map_or("host", Error::kind);
+    let missing = match e.downcast_ref::<Error>() {
+        Some(Error::MissingBlobs(list)) => Some(missing_list(list)),
+        _ => None,
+    };
+    let mut inner = json!({"kind": kind, "message": format!("{e:#}")});
+    if let Some(m) = missing {
+        inner["missing"] = m;
+    }
+    json!({ "error": inner })
+}
+
+fn missing_list(list: &[MissingBlob]) -> Value {
+    list.iter()
+        .map(|m| json!({"digest": m.digest, "size": m.size, "mediaType": m.media_type, "platforms": m.platforms}))
+        .collect()
+}
+
+/// `imo pull` as JSON.
+pub fn pull_json(r: &PullReport, output: &str, seconds: f64) -> Value {
+    json!({
+        "output": output,
+        "reference": r.reference,
+        "digest": r.digest,
+        "archiveSize": r.archive_size,
+        "manifests": r.manifests,
+        "blobsWritten": r.blobs_written,
+        "bytesWritten": r.bytes_written,
+        "layersLeftOut": r.layers_left_out,
+        "bytesLeftOut": r.bytes_left_out,
+        "seconds": seconds,
+    })
+}
+
+/// `imo pull --set` as JSON.
+pub fn set_pull_json(r: &SetPullReport, output: &str, seconds: f64) -> Value {
+    json!({
+        "output": output,
+        "images": r.images.iter().map(|i| json!({
+            "source": i.source,
+            "target": i.target,
+            "digest": i.digest,
+            "layersLeftOut": i.layers_left_out,
+            "bytesLeftOut": i.bytes_left_out,
+            "bytes": i.bytes,
+        })).collect::<Vec<_>>(),
+        "archiveSize": r.archive_size,
+        "manifests": r.manifests,
+        "blobsWritten": r.blobs_written,
+        "bytesWritten": r.bytes_written,
+        "layersLeftOut": r.layers_left_out,
+        "bytesLeftOut": r.bytes_left_out,
+        "sharedBytesSaved": r.shared_bytes_saved,
+        "seconds": seconds,
+    })
+}
+
+/// `imo push` and `imo copy` as JSON.
+pub fn push_json(r: &PushReport, seconds: Option<f64>) -> Value {
+    let mut v = json!({
+        "destination": r.destination,
+        "digest": r.digest,
+        "uploaded": r.uploaded,
+        "bytesSent": r.bytes_sent,
+        "skipped": r.skipped,
+        "mounted": r.mounted,
+        "manifests": r.manifests,
+    });
+    if let Some(s) = seconds {
+        v["seconds"] = json!(s);
+    }
+    v
+}
+
+/// `imo push` of a set archive as JSON; `ok` says whether every image landed.
+pub fn set_push_json(outcomes: &[SetPushOutcome], seconds: f64) -> Value {
+    let images: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let mut v = json!({"source": o.source, "target": o.target, "digest": o.digest});
+            match &o.outcome {
+                Ok(r) => v["pushed"] = push_json(r, None),
+                Err(e) => v["error"] = error_fields(e),
+            }
+            v
+        })
+        .collect();
+    json!({
+        "ok": outcomes.iter().all(|o| o.outcome.is_ok()),
+        "images": images,
+        "seconds": seconds,
+    })
+}
+
+fn error_fields(e: &crate::runtime::GuestError) -> Value {
+    let e = Error::from(e.clone());
+    json!({"kind": e.kind(), "message": e.to_string()})
+}
+
+/// `imo vet` as JSON; `ok` says whether push can proceed.
+pub fn vet_json(r: &VetReport) -> Value {
+    json!({
+        "ok": r.missing.is_empty(),
+        "destination": r.destination,
+        "checked": r.checked,
+        "missing": missing_list(&r.missing),
+        "verified": r.verified,
+    })
+}
+
+/// `imo vet` of a set archive as JSON.
+pub fn set_vet_json(outcomes: &[SetVetOutcome]) -> Value {
+    let images: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let mut v = json!({
+                "source": o.source,
+                "target": o.target,
+                "destination": o.destination,
+                "digest": o.digest,
+            });
+            match &o.outcome {
+                Ok((checked, missing)) => {
+                    v["checked"] = json!(checked);
+                    v["missing"] = missing_list(missing);
+                }
+                Err(e) => v["error"] = error_fields(e),
+            }
+            v
+        })
+        .collect();
+    let ok = outcomes
+        .iter()
+        .all(|o| matches!(&o.outcome, Ok((_, m)) if m.is_empty()));
+    json!({ "ok": ok, "images": images })
+}
+
+/// `imo inventory -o FILE` as JSON: where it went and what it counts.
+pub fn inventory_json(inventory: &str, output: &str, seconds: f64) -> Value {
+    let parsed: Value = serde_json::from_str(inventory).unwrap_or(Value::Null);
+    let repos = parsed["repositories"].as_object();
+    let count = |key: &str| -> usize {
+        repos.map_or(0, |r| {
+            r.values()
+                .map(|v| v[key].as_array().map_or(0, Vec::len))
+                .sum()
+        })
+    };
+    let tags: usize = repos.map_or(0, |r| {
+        r.values()
+            .map(|v| v["tags"].as_object().map_or(0, |t| t.len()))
+            .sum()
+    });
+    json!({
+        "output": output,
+        "registry": parsed["registry"],
+        "layout": parsed["layout"],
+        "repositories": repos.map_or(0, |r| r.len()),
+        "tags": tags,
+        "manifests": count("manifests"),
+        "blobs": count("blobs"),
+        "seconds": seconds,
+    })
 }

@@ -2,7 +2,7 @@
 //! WASI (stdio and the granted directory only), wasi:http, and imo's own
 //! credentials and progress imports.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -10,10 +10,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::cleanup::Cleanup;
 use crate::credentials::Credentials;
+use crate::error::{Error, Result};
 use crate::files::Grants;
 use crate::hashing::Hasher;
 use crate::network::Network;
-use crate::progress::Progress;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -35,19 +35,19 @@ mod bindings {
 
 use bindings::imo::incremental::hashing::Algorithm as HashAlgorithm;
 pub use bindings::imo::incremental::types::{
-    BasicCredential, BlobAction, BlobInfo, CopyOptions, Credential, Error as GuestError,
-    InventoryOptions, PlanReport, Platform, ProgressEvent, PullOptions, PullReport, PushOptions,
-    PushReport, Role, SetImage, SetPlanReport, SetPullReport, SetPushOutcome, SetVetOutcome,
-    VetReport,
+    AttachmentInfo, BasicCredential, BlobAction, BlobInfo, CopyOptions, Credential,
+    Error as GuestError, ImagePlan, InventoryOptions, MissingBlob, PlanReport, PlannedBlob,
+    Platform, ProgressEvent, PullOptions, PullReport, PushOptions, PushReport, Role, SetImage,
+    SetImageReport, SetPlanReport, SetPullReport, SetPushOutcome, SetVetOutcome, VetReport,
 };
 
 /// wasmtime has its own error type; this gives it anyhow's `context`.
 trait WasmContext<T> {
-    fn ctx(self, what: &str) -> Result<T>;
+    fn ctx(self, what: &str) -> anyhow::Result<T>;
 }
 
 impl<T> WasmContext<T> for wasmtime::Result<T> {
-    fn ctx(self, what: &str) -> Result<T> {
+    fn ctx(self, what: &str) -> anyhow::Result<T> {
         self.map_err(anyhow::Error::from).context(what.to_string())
     }
 }
@@ -64,7 +64,7 @@ struct State {
     http: WasiHttpCtx,
     table: ResourceTable,
     credentials: Credentials,
-    progress: Progress,
+    progress: ProgressSink,
     network: Network,
     limits: StoreLimits,
     cleanup: Cleanup,
@@ -99,7 +99,9 @@ impl bindings::imo::incremental::credentials::Host for State {
 
 impl bindings::imo::incremental::progress::Host for State {
     fn report(&mut self, event: ProgressEvent) -> wasmtime::Result<()> {
-        self.progress.report(event);
+        if let Ok(mut p) = self.progress.lock() {
+            p(event);
+        }
         Ok(())
     }
 }
@@ -126,15 +128,24 @@ pub struct Capabilities {
     pub grants: Grants,
     /// Credentials per registry and role.
     pub credentials: Credentials,
-    /// Progress rendering.
-    pub progress: Progress,
+    /// Where progress events go.
+    pub progress: ProgressSink,
     /// TLS, proxies, reachable hosts.
     pub network: Network,
     /// Memory and time.
     pub limits: Limits,
     /// The files the component is writing, removed whatever stops it.
     pub cleanup: Cleanup,
+    /// Where the component's standard output goes (an archive written to
+    /// `-`); the process's own when none.
+    pub stdout: Option<std::fs::File>,
+    /// The process is the command line's: a signal or the timeout ends it
+    /// (after the cleanup). A library call only stops the component.
+    pub owns_process: bool,
 }
+
+/// Where progress events go: shared, as one library handle runs many calls.
+pub type ProgressSink = std::sync::Arc<std::sync::Mutex<dyn FnMut(ProgressEvent) + Send>>;
 
 /// What the component may use up.
 #[derive(Clone, Copy)]
@@ -146,13 +157,17 @@ pub struct Limits {
 }
 
 /// The engine; its settings must match build.rs's `wasmtime compile` flags.
-fn engine() -> Result<Engine> {
+fn engine() -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     Engine::new(&config).ctx("starting wasmtime")
 }
 
 fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
+    Ok(instantiate_host(caps)?)
+}
+
+fn instantiate_host(caps: Capabilities) -> anyhow::Result<(Store<State>, bindings::Imo)> {
     let limits = caps.limits;
     let engine = engine()?;
     let component = load_component(&engine)?;
@@ -179,9 +194,15 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
     for g in caps.grants.dirs().iter().filter(|g| g.writable) {
         crate::cleanup::remove_stale(&g.dir);
     }
-    caps.cleanup.on_signals();
+    if caps.owns_process {
+        caps.cleanup.on_signals();
+    }
     let mut wasi = WasiCtxBuilder::new();
-    wasi.inherit_stdout().inherit_stderr();
+    match caps.stdout {
+        Some(f) => wasi.stdout(wasmtime_wasi::cli::OutputFile::new(f)),
+        None => wasi.inherit_stdout(),
+    };
+    wasi.inherit_stderr();
     for g in caps.grants.dirs() {
         let guest_dir = g.dir.to_str().context("directory is not valid UTF-8")?;
         let perms = if g.writable {
@@ -211,11 +232,16 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
     if let Some(timeout) = caps.limits.timeout {
         let engine = engine.clone();
         let cleanup = caps.cleanup.clone();
+        let owns_process = caps.owns_process;
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
             // Stops running wasm at once; a guest blocked on the network is
-            // stopped by the exit below.
+            // stopped by the exit below, or, in a library, when the call
+            // it waits for returns.
             engine.increment_epoch();
+            if !owns_process {
+                return;
+            }
             std::thread::sleep(std::time::Duration::from_secs(2));
             cleanup.remove_all();
             eprintln!(
@@ -225,8 +251,8 @@ fn instantiate(caps: Capabilities) -> Result<(Store<State>, bindings::Imo)> {
             std::process::exit(1);
         });
     }
-    let imo =
-        bindings::Imo::instantiate(&mut store, &component, &linker).map_err(|e| trap(e, limits))?;
+    let imo = bindings::Imo::instantiate(&mut store, &component, &linker)
+        .map_err(|e| anyhow::Error::msg(trap(e, limits).to_string()))?;
     Ok((store, imo))
 }
 
@@ -264,7 +290,7 @@ fn precompiled(engine: &Engine) -> Option<Component> {
 /// The embedded component: precompiled at build time, or else compiled by
 /// Cranelift once per machine and then loaded from the cache (about 3 ms
 /// instead of 100+).
-fn load_component(engine: &Engine) -> Result<Component> {
+fn load_component(engine: &Engine) -> anyhow::Result<Component> {
     if let Some(c) = precompiled(engine) {
         return Ok(c);
     }
@@ -298,50 +324,28 @@ fn load_component(engine: &Engine) -> Result<Component> {
 }
 
 /// A trap, told in the user's terms where a limit caused it.
-fn trap(e: wasmtime::Error, limits: Limits) -> anyhow::Error {
+fn trap(e: wasmtime::Error, limits: Limits) -> Error {
     let text = format!("{e:?}");
     if matches!(
         e.downcast_ref::<wasmtime::Trap>(),
         Some(wasmtime::Trap::Interrupt)
     ) {
         let secs = limits.timeout.map_or(0, |t| t.as_secs());
-        return anyhow!("stopped: the --timeout of {secs} s was reached");
+        return Error::Stopped(format!("stopped: the --timeout of {secs} s was reached"));
     }
     if text.contains("forcing trap when growing memory") {
-        return anyhow!(
+        return Error::Stopped(format!(
             "stopped: the component needed more memory than --max-memory allows ({} bytes)",
             limits.max_memory
-        );
+        ));
     }
-    anyhow::Error::from(e).context("the imo component failed")
-}
-
-/// The user-facing message of a guest error.
-pub fn message(e: GuestError) -> anyhow::Error {
-    let text = match e {
-        GuestError::InvalidReference(m)
-        | GuestError::InvalidArgument(m)
-        | GuestError::Unauthorized(m)
-        | GuestError::NotFound(m)
-        | GuestError::DigestMismatch(m)
-        | GuestError::CorruptArchive(m)
-        | GuestError::Unsupported(m)
-        | GuestError::Registry(m)
-        | GuestError::Network(m)
-        | GuestError::Io(m) => m,
-        GuestError::MissingBlobs(list) => {
-            let names: Vec<String> = list
-                .iter()
-                .map(|b| format!("{} ({} bytes, {})", b.digest, b.size, b.platforms.join(" ")))
-                .collect();
-            format!(
-                "the destination lacks {} blob(s) the archive leaves out, and none could be mounted: {}",
-                list.len(),
-                names.join(", ")
-            )
-        }
-    };
-    anyhow!(text)
+    // The causes on one line, without the wasm backtrace's frames.
+    let causes: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|c| !c.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    Error::Stopped(format!("the imo component failed: {}", causes.join(": ")))
 }
 
 impl bindings::imo::incremental::hashing::Host for State {}
@@ -378,15 +382,17 @@ impl bindings::imo::incremental::hashing::HostHasher for State {
 /// with the guest's errors and traps told as the user's one-line messages.
 fn call<T>(
     caps: Capabilities,
-    f: impl FnOnce(&Api, &mut Store<State>) -> wasmtime::Result<Result<T, GuestError>>,
+    f: impl FnOnce(&Api, &mut Store<State>) -> wasmtime::Result<std::result::Result<T, GuestError>>,
 ) -> Result<T> {
     let limits = caps.limits;
     let cleanup = caps.cleanup.clone();
     let (mut store, imo) = instantiate(caps)?;
     let result = f(imo.imo_incremental_api(), &mut store);
+    // The store goes first: a pipe the component wrote to closes with it.
+    drop(store);
     // Whatever stopped the component, nothing it was writing stays.
     cleanup.remove_all();
-    result.map_err(|e| trap(e, limits))?.map_err(message)
+    Ok(result.map_err(|e| trap(e, limits))??)
 }
 
 type Api = bindings::exports::imo::incremental::api::Guest;

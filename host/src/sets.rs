@@ -12,7 +12,7 @@ use crate::files::Grants;
 use crate::progress::bytes;
 use crate::report;
 use crate::runtime::{
-    self, Platform, SetImage, SetPlanReport, SetPullReport, SetPushOutcome, SetVetOutcome,
+    Platform, SetImage, SetPlanReport, SetPullReport, SetPushOutcome, SetVetOutcome,
 };
 
 /// Largest set file read.
@@ -142,10 +142,15 @@ pub fn plan_table(r: &SetPlanReport) -> String {
     out
 }
 
-/// Each image of a set push; the error if any failed.
-pub fn print_pushed(outcomes: &[SetPushOutcome], elapsed: std::time::Duration) -> Result<()> {
-    let mut failed = 0;
-    for o in outcomes {
+/// Each image of a set push (unless `json` printed them); the error if
+/// any failed.
+pub fn print_pushed(
+    outcomes: &[SetPushOutcome],
+    elapsed: std::time::Duration,
+    json: bool,
+) -> Result<()> {
+    let failed = outcomes.iter().filter(|o| o.outcome.is_err()).count();
+    for o in outcomes.iter().filter(|_| !json) {
         match &o.outcome {
             Ok(r) => eprintln!(
                 "pushed {} ({}): uploaded {} blob(s), {}; skipped {}, mounted {}",
@@ -157,12 +162,11 @@ pub fn print_pushed(outcomes: &[SetPushOutcome], elapsed: std::time::Duration) -
                 r.mounted
             ),
             Err(e) => {
-                failed += 1;
                 eprintln!(
                     "failed {} <- {}: {}",
                     display(&o.destination, &o.target),
                     o.source,
-                    runtime::message(e.clone())
+                    crate::error::Error::from(e.clone())
                 );
             }
         }
@@ -173,6 +177,9 @@ pub fn print_pushed(outcomes: &[SetPushOutcome], elapsed: std::time::Duration) -
             outcomes.len(),
             crate::progress::seconds(elapsed)
         );
+    }
+    if json {
+        return Ok(());
     }
     eprintln!(
         "pushed {} image(s) in {}",
@@ -190,10 +197,14 @@ fn display<'a>(destination: &'a str, target: &'a str) -> &'a str {
     }
 }
 
-/// Each image of a set vet; the error if any lacks a blob or failed.
-pub fn print_vetted(outcomes: &[SetVetOutcome]) -> Result<()> {
-    let mut bad = 0;
-    for o in outcomes {
+/// Each image of a set vet (unless `json` printed them); the error if any
+/// lacks a blob or failed.
+pub fn print_vetted(outcomes: &[SetVetOutcome], json: bool) -> Result<()> {
+    let bad = outcomes
+        .iter()
+        .filter(|o| !matches!(&o.outcome, Ok((_, m)) if m.is_empty()))
+        .count();
+    for o in outcomes.iter().filter(|_| !json) {
         match &o.outcome {
             Ok((_, missing)) => {
                 for m in missing {
@@ -205,16 +216,12 @@ pub fn print_vetted(outcomes: &[SetVetOutcome]) -> Result<()> {
                         m.platforms.join(",")
                     );
                 }
-                if !missing.is_empty() {
-                    bad += 1;
-                }
             }
             Err(e) => {
-                bad += 1;
                 eprintln!(
                     "failed {}: {}",
                     display(&o.destination, &o.target),
-                    runtime::message(e.clone())
+                    crate::error::Error::from(e.clone())
                 );
             }
         }
@@ -224,6 +231,9 @@ pub fn print_vetted(outcomes: &[SetVetOutcome]) -> Result<()> {
             "{bad} of {} image(s) cannot be pushed as they are",
             outcomes.len()
         );
+    }
+    if json {
+        return Ok(());
     }
     let checked: u32 = outcomes
         .iter()

@@ -205,7 +205,7 @@ fn handle(
     let _busy = InFlight::start(busy, &method);
     // Blob requests counted apart too: manifests asked for around them
     // (attachments, children) are not transfers.
-    let _blob = path
+    let blob = path
         .contains("/blobs/")
         .then(|| InFlight::start(busy, &format!("{method} /blobs/")));
     let length: usize = header(&head, "content-length")
@@ -330,6 +330,9 @@ fn handle(
         }
         Some(Fault::Delay(ms)) => {
             std::thread::sleep(Duration::from_millis(ms));
+            // Answered: the client may ask for the next blob as soon as it
+            // has read this one, perhaps before this thread runs again.
+            drop(blob);
             let _ = client.write_all(&response);
         }
         Some(Fault::WrongBody) => {

@@ -406,6 +406,23 @@ pub fn push_two_platforms(reg: &Registry, flavour: Flavour) -> (Pushed, Pushed, 
     (index, amd, arm)
 }
 
+/// app:v1 = [os, app 1] and app:v2 = [os, app 2] in `reg`: the smallest
+/// pair with a shared layer to leave out.
+pub fn two_versions(reg: &Registry) -> (Pushed, Pushed) {
+    let os = layer(&[("etc/os-release", b"ID=test\n"), ("lib/big", &[7u8; 5000])]);
+    let push = |tag: &str, app: &[u8]| {
+        push_image(
+            reg,
+            "app",
+            Some(tag),
+            Flavour::Oci,
+            host_arch(),
+            &[os.clone(), layer(&[("app", app)])],
+        )
+    };
+    (push("v1", b"1"), push("v2", b"2"))
+}
+
 /// A registry with app:v1 (one small layer), pulled in full by imo into
 /// `full.tar` in a fresh work dir: the start of many archive tests.
 pub fn pulled_one_layer_image() -> (Registry, Pushed, tempfile::TempDir, PathBuf) {
