@@ -1,0 +1,243 @@
+//! Puff then huff gives back the exact bytes, for every compressor family
+//! at hand: GNU gzip, pigz (including zopfli and independent blocks), zlib
+//! (every level and strategy, sync and full flushes, multi-member files,
+//! header fields, trailing bytes), miniz_oxide (flate2) and klauspost/pgzip
+//! (what containers/image writes: a fixture made by skopeo).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use proptest::prelude::*;
+
+fn round_trip(gz: &[u8], what: &str) -> usize {
+    let mut puffed = Vec::new();
+    imo_puff::puff(gz, &mut puffed).unwrap_or_else(|e| panic!("{what}: puff: {e}"));
+    let mut back = Vec::new();
+    let n = imo_puff::huff(&puffed[..], &mut back).unwrap_or_else(|e| panic!("{what}: huff: {e}"));
+    assert_eq!(n as usize, back.len());
+    assert!(
+        back == gz,
+        "{what}: {} bytes in, {} back, first difference at {:?}",
+        gz.len(),
+        back.len(),
+        gz.iter().zip(&back).position(|(a, b)| a != b)
+    );
+    puffed.len()
+}
+
+/// ~600 KB like a layer's tar: text, runs, zeros, incompressible stretches.
+fn sample() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let words = [
+        "lib", "usr", "share", "doc", "config", "kernel", "module", "=", "\n", "path",
+    ];
+    while out.len() < 600_000 {
+        match next() % 5 {
+            0 => {
+                for _ in 0..400 {
+                    out.extend_from_slice(words[(next() % 10) as usize].as_bytes());
+                    out.push(b' ');
+                }
+            }
+            1 => out.extend(std::iter::repeat_n(0u8, (next() % 5000) as usize)),
+            2 => out.extend((0..(next() % 3000)).map(|_| next() as u8)),
+            3 => out.extend(std::iter::repeat_n(b'a', 300 + (next() % 700) as usize)),
+            _ => {
+                let start = out.len().saturating_sub(20_000);
+                let end = (start + 2000).min(out.len());
+                let copy = out[start..end].to_vec();
+                out.extend(copy);
+            }
+        }
+    }
+    out
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn run(tool: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{tool} {args:?}");
+    out.stdout
+}
+
+#[test]
+fn gnu_gzip() {
+    assert!(have("gzip"), "gzip is needed (scripts/setup installs it)");
+    let data = sample();
+    for level in ["-1", "-6", "-9"] {
+        round_trip(&run("gzip", &["-c", "-n", level], &data), level);
+    }
+    // With a file name and time in the header.
+    let dir = std::env::temp_dir().join(format!("imo-puff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("layer.tar");
+    std::fs::write(&file, &data).unwrap();
+    let out = Command::new("gzip")
+        .args(["-c", "-N"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.stdout[3] & 8, 8, "FNAME set");
+    round_trip(&out.stdout, "gzip with a name");
+}
+
+#[test]
+fn pigz() {
+    assert!(have("pigz"), "pigz is needed (scripts/setup installs it)");
+    let data = sample();
+    for args in [
+        &["-c", "-1"][..],
+        &["-c", "-6", "-p", "2", "-b", "32"],
+        &["-c", "-9", "-i", "-b", "64"],
+        &["-c", "--rsyncable"],
+        &["-c", "-11", "-I", "3"],
+    ] {
+        round_trip(&run("pigz", args, &data), &format!("pigz {args:?}"));
+    }
+}
+
+#[test]
+fn zlib_levels_strategies_flushes_and_headers() {
+    // Python's zlib is the zlib library itself.
+    let script = r#"
+import sys, zlib, struct
+data = sys.stdin.buffer.read()
+out = []
+for level in range(10):
+    for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED, zlib.Z_HUFFMAN_ONLY, zlib.Z_RLE, zlib.Z_FIXED):
+        c = zlib.compressobj(level, zlib.DEFLATED, 31, 9, strategy)
+        out.append(c.compress(data) + c.flush())
+# Sync and full flushes mid-stream (empty stored blocks), and a memLevel of 1.
+c = zlib.compressobj(6, zlib.DEFLATED, 31, 1)
+parts = []
+for i in range(0, len(data), 100000):
+    parts.append(c.compress(data[i:i+100000]))
+    parts.append(c.flush(zlib.Z_SYNC_FLUSH if i % 200000 else zlib.Z_FULL_FLUSH))
+parts.append(c.flush())
+out.append(b''.join(parts))
+# Two members, then trailing zeros.
+a = zlib.compressobj(9, zlib.DEFLATED, 31); b = zlib.compressobj(1, zlib.DEFLATED, 31)
+out.append(a.compress(data[:300000]) + a.flush() + b.compress(data[300000:]) + b.flush() + bytes(1000))
+# Every header field: FTEXT, FHCRC, FEXTRA, FNAME, FCOMMENT, around raw deflate.
+raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+body = raw.compress(data) + raw.flush()
+head = b'\x1f\x8b\x08' + bytes([1|2|4|8|16]) + struct.pack('<I', 1234567) + b'\x02\x03'
+head += struct.pack('<H', 6) + b'AB\x02\x00xy' + b'layer.tar\x00' + b'a comment\x00'
+head += struct.pack('<H', zlib.crc32(head) & 0xffff)
+out.append(head + body + struct.pack('<II', zlib.crc32(data), len(data) & 0xffffffff))
+for o in out:
+    sys.stdout.buffer.write(struct.pack('<I', len(o)) + o)
+"#;
+    let all = run("python3", &["-c", script], &sample());
+    let mut rest = &all[..];
+    let mut count = 0;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        round_trip(&rest[4..4 + len], &format!("zlib case {count}"));
+        rest = &rest[4 + len..];
+        count += 1;
+    }
+    assert_eq!(count, 53);
+}
+
+#[test]
+fn miniz_oxide() {
+    let data = sample();
+    for level in 0..=9 {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        e.write_all(&data).unwrap();
+        round_trip(&e.finish().unwrap(), &format!("flate2 level {level}"));
+    }
+    let mut e = flate2::GzBuilder::new()
+        .filename("x.tar")
+        .comment("c")
+        .extra(vec![1, 2, 3])
+        .write(Vec::new(), flate2::Compression::best());
+    e.write_all(&data).unwrap();
+    round_trip(&e.finish().unwrap(), "flate2 with header fields");
+}
+
+#[test]
+fn pgzip_as_containers_image_writes_it() {
+    let gz =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pgzip.tar.gz")).unwrap();
+    round_trip(&gz, "pgzip");
+}
+
+#[test]
+fn not_gzip_is_refused() {
+    for bad in [
+        &b""[..],
+        b"plain text",
+        &[0x1f, 0x8b, 7, 0, 0, 0, 0, 0, 0, 0],
+        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0, 0x07],
+    ] {
+        assert!(imo_puff::puff(bad, Vec::new()).is_err(), "{bad:?}");
+    }
+    // A truncated stream.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&sample()).unwrap();
+    let gz = e.finish().unwrap();
+    assert!(imo_puff::puff(&gz[..gz.len() / 2], Vec::new()).is_err());
+    // A damaged puffed stream is refused or gives other bytes; never a panic.
+    let mut puffed = Vec::new();
+    imo_puff::puff(&gz[..], &mut puffed).unwrap();
+    for at in [8, 9, 20, puffed.len() / 2, puffed.len() - 3] {
+        let mut bad = puffed.clone();
+        bad[at] ^= 0x5a;
+        match imo_puff::huff(&bad[..], Vec::new()) {
+            Err(_) => {}
+            Ok(_) => {
+                let mut out = Vec::new();
+                imo_puff::huff(&bad[..], &mut out).unwrap();
+                assert_ne!(out, gz, "a change at {at} made no difference");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let _ = imo_puff::puff(&data[..], Vec::new());
+        let mut framed = imo_puff::MAGIC.to_vec();
+        framed.extend_from_slice(&data);
+        let _ = imo_puff::huff(&framed[..], Vec::new());
+    }
+
+    #[test]
+    fn any_content_round_trips(data in proptest::collection::vec(any::<u8>(), 0..5000), level in 0u32..10) {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        e.write_all(&data).unwrap();
+        round_trip(&e.finish().unwrap(), "proptest");
+    }
+}
