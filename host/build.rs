@@ -15,6 +15,8 @@ fn main() {
         "guest/src",
         "guest/Cargo.toml",
         "guest/grammar",
+        "guest/puff",
+        ".cargo/config.toml",
         "wit",
         "Cargo.lock",
     ] {

@@ -7,6 +7,7 @@ pub mod attach;
 pub mod base;
 pub mod concurrent;
 pub mod copy;
+pub mod delta;
 pub mod destination;
 pub mod digest;
 pub mod engine;
