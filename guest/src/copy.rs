@@ -55,6 +55,8 @@ pub struct PushReport {
     pub bytes_sent: u64,
     /// Manifests and indexes stored.
     pub manifests: u32,
+    /// Layers rebuilt from deltas.
+    pub rebuilt: u32,
 }
 
 /// Where the destination may mount left-out blobs from: the `--mount-from`
@@ -88,7 +90,29 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
     let mut plan = Plan::build(&Bases::none(), source.as_ref(), opts.all_platforms, &want)?;
     let filter = crate::pull::for_target(&dest, &opts.attachments);
     plan.attach(source.as_ref(), &Bases::none(), &filter)?;
+    plan.find_deltas(source.as_ref())?;
     let from = mount_sources(&dest, &plan, opts);
+    // Layers shipped as deltas are rebuilt from base layers read there.
+    let reader = match &dest {
+        _ if plan.deltas.is_empty() => None,
+        Transport::Registry(r) => Some(source::open(
+            Transport::Registry(r.clone()),
+            Role::Destination,
+            !opts.dest_tls_verify,
+            opts.retry_times,
+        )?),
+        Transport::Layout { path, .. } => source::open(
+            Transport::Layout {
+                path: path.clone(),
+                tag: None,
+            },
+            Role::Destination,
+            false,
+            0,
+        )
+        .ok(),
+        _ => None,
+    };
     let access = Access {
         tls_verify: opts.dest_tls_verify,
         retry_times: opts.retry_times,
@@ -102,6 +126,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
         left_out: LeftOut::Require,
         reuse_from: &from,
         reuse_included: &[],
+        dest_source: reader.as_deref(),
     };
     let r = engine::copy(&plan, source.as_ref(), target, &options)?;
     Ok(PushReport {
@@ -112,6 +137,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
         mounted: r.reused,
         bytes_sent: r.bytes,
         manifests: r.manifests,
+        rebuilt: r.rebuilt,
     })
 }
 

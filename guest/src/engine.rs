@@ -6,11 +6,13 @@
 //! first and names the top one last.
 
 use std::collections::HashSet;
+use std::io::Read;
 
 use crate::bindings::imo::incremental::types::ProgressEvent;
-use crate::concurrent::{run_all, PollRead, Task};
+use crate::concurrent::{block_on, run_all, PollRead, Ready, Task};
+use crate::delta::{self, LayerDelta};
 use crate::destination::{Destination, Opener};
-use crate::digest::VerifyingReader;
+use crate::digest::{classify_io, VerifyingReader};
 use crate::error::{Error, MissingBlob, Result};
 use crate::host::{blob_info, emit, ProgressReader};
 use crate::manifest::Descriptor;
@@ -40,6 +42,9 @@ pub struct CopyOptions<'a> {
     /// Places that may hold blobs being copied (images of a set that
     /// landed before), tried before sending their bytes.
     pub reuse_included: &'a [Reference],
+    /// The destination read as a source, where it can be (a registry, a
+    /// layout): layers shipped as deltas are rebuilt from its base layers.
+    pub dest_source: Option<&'a dyn Source>,
 }
 
 /// What a copy did.
@@ -65,6 +70,8 @@ pub struct CopyReport {
     pub manifests: u32,
     /// Their bytes.
     pub manifest_bytes: u64,
+    /// Layers rebuilt from deltas (counted in `transferred` and `bytes`).
+    pub rebuilt: u32,
 }
 
 /// Where one blob stands after the walk.
@@ -114,8 +121,19 @@ pub fn copy_many(
             }
         }
     }
+    // Layers shipped as deltas: carried as their data to a file (pull),
+    // rebuilt where the image lands (push, copy) unless already there.
+    let mut deltas: Vec<(&LayerDelta, usize)> = Vec::new();
+    for (i, (plan, _)) in images.iter().enumerate() {
+        for d in &plan.deltas {
+            if seen.insert(&d.target.digest) {
+                deltas.push((d, i));
+            }
+        }
+    }
     report.left_out = left_out.len() as u32;
     report.left_out_bytes = left_out.iter().map(|(d, _)| d.size).sum();
+    let mut to_rebuild: Vec<(&LayerDelta, usize)> = Vec::new();
     match opts.left_out {
         LeftOut::Record => {
             for (d, _) in &left_out {
@@ -136,6 +154,19 @@ pub fn copy_many(
                     Some(Outcome::Reused) => report.reused += 1,
                     Some(_) => report.present += 1,
                     None => missing.push(plan.missing_blob(d)),
+                }
+            }
+            let settle = deltas
+                .iter()
+                .map(|&(d, _)| -> Task<'_, Option<bool>, Error> {
+                    Box::pin(settle_delta(dest, d, opts.dest_source.is_some()))
+                });
+            let settled = run_all(opts.jobs as usize, settle)?;
+            for (&(d, i), outcome) in deltas.iter().zip(settled) {
+                match outcome {
+                    Some(true) => report.present += 1,
+                    Some(false) => to_rebuild.push((d, i)),
+                    None => missing.push(images[i].0.missing_base(d)),
                 }
             }
             if !missing.is_empty() {
@@ -167,6 +198,16 @@ pub fn copy_many(
                 report.transferred += 1;
                 report.bytes += d.size;
             }
+        }
+    }
+
+    // One at a time: each holds a base layer's token form and a window.
+    if let Some(reader) = opts.dest_source {
+        for (d, i) in to_rebuild {
+            block_on(rebuild(images[i].1, &*dest, reader, d))?;
+            report.rebuilt += 1;
+            report.transferred += 1;
+            report.bytes += d.target.size;
         }
     }
 
@@ -218,6 +259,59 @@ async fn settle_left_out(
     Ok(None)
 }
 
+/// Whether the layer delta `d` rebuilds is at the destination already
+/// (`Some(true)`), can be rebuilt there from its base layer (`Some(false)`),
+/// or neither (`None`).
+async fn settle_delta(
+    dest: &dyn Destination,
+    d: &LayerDelta,
+    readable: bool,
+) -> Result<Option<bool>> {
+    if dest.has_blob(&d.target).await? {
+        emit(ProgressEvent::BlobSkipped(blob_info(&d.target)));
+        return Ok(Some(true));
+    }
+    if readable && dest.has_blob(&d.base).await? {
+        return Ok(Some(false));
+    }
+    Ok(None)
+}
+
+/// Rebuilds the layer delta `d` ships from its base layer, read from the
+/// destination (`reader`), and its data, read from `source`; stores it,
+/// verified against the layer's digest as it goes up.
+async fn rebuild(
+    source: &dyn Source,
+    dest: &dyn Destination,
+    reader: &dyn Source,
+    d: &LayerDelta,
+) -> Result<()> {
+    emit(ProgressEvent::Note(format!(
+        "rebuilding layer {} from base layer {} and a {}-byte delta",
+        d.target.digest, d.base.digest, d.data.size
+    )));
+    let reference = delta::reference(delta::read_blob(reader, &d.base)?, delta::MAX_REFERENCE)?;
+    let mut data = Vec::new();
+    delta::read_blob(source, &d.data)?
+        .read_to_end(&mut data)
+        .map_err(|e| classify_io(e, |e| Error::Io(format!("delta {}: {e}", d.data.digest))))?;
+    emit(ProgressEvent::BlobStarted(blob_info(&d.target)));
+    let origin = format!("delta {} against {}", d.data.digest, d.base.digest);
+    let open = || -> Result<Box<dyn PollRead + '_>> {
+        let rebuilt = Ready(delta::rebuilder(&reference, &data[..])?);
+        Ok(Box::new(VerifyingReader::new(
+            ProgressReader::new(rebuilt, &d.target.digest),
+            d.target.digest.clone(),
+            d.target.size,
+            origin.clone(),
+        )))
+    };
+    let open: &Opener<'_> = &open;
+    dest.put_blob(&d.target, open).await?;
+    emit(ProgressEvent::BlobFinished(d.target.digest.to_string()));
+    Ok(())
+}
+
 /// Moves blob `d` unless the destination has it or can reuse it from `here`
 /// (where the source holds it).
 async fn transfer(
@@ -250,18 +344,29 @@ async fn transfer(
     Ok(Outcome::Transferred)
 }
 
-/// The left-out blobs `dest` lacks, looked up `jobs` at a time: what vet
-/// reports.
+/// The left-out blobs `dest` lacks, looked up `jobs` at a time, and the
+/// base layers of deltas whose layers it lacks: what vet reports.
 pub fn sweep(plan: &Plan, dest: &dyn Destination, jobs: u32) -> Result<Vec<MissingBlob>> {
     let left_out: Vec<&Descriptor> = plan.left_out().map(|b| &b.desc).collect();
     let checks = left_out
         .iter()
         .map(|&d| -> Task<'_, bool, Error> { dest.has_blob(d) });
     let present = run_all(jobs as usize, checks)?;
-    Ok(left_out
+    let settle = plan
+        .deltas
+        .iter()
+        .map(|d| -> Task<'_, Option<bool>, Error> { Box::pin(settle_delta(dest, d, true)) });
+    let settled = run_all(jobs as usize, settle)?;
+    let lacking = left_out
         .iter()
         .zip(present)
         .filter(|(_, here)| !here)
-        .map(|(d, _)| plan.missing_blob(d))
-        .collect())
+        .map(|(d, _)| plan.missing_blob(d));
+    let bases = plan
+        .deltas
+        .iter()
+        .zip(settled)
+        .filter(|(_, s)| s.is_none())
+        .map(|(d, _)| plan.missing_base(d));
+    Ok(lacking.chain(bases).collect())
 }

@@ -16,7 +16,8 @@ pub struct Inspection {
     pub plan: Plan,
     /// Every blob present, manifests included.
     pub present: Vec<Descriptor>,
-    /// Configs and layers absent (needed at the destination), each once.
+    /// Configs and layers absent (needed at the destination, including
+    /// the base layers of deltas), each once.
     pub missing: Vec<Descriptor>,
 }
 
@@ -25,6 +26,7 @@ pub fn inspect(archive: &str) -> Result<Inspection> {
     let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
     let mut plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
     plan.attach(source.as_ref(), &Bases::none(), &Filter::all())?;
+    plan.find_deltas(source.as_ref())?;
     let mut present: Vec<Descriptor> = plan.manifests.iter().map(|m| m.descriptor()).collect();
     present.extend(
         plan.blobs
@@ -32,7 +34,15 @@ pub fn inspect(archive: &str) -> Result<Inspection> {
             .filter(|b| b.action == Action::Include)
             .map(|b| b.desc.clone()),
     );
-    let missing = plan.left_out().map(|b| b.desc.clone()).collect();
+    // Delta data sits beside the image; a delta's base layer is needed
+    // where the image lands, in place of the layer it rebuilds.
+    present.extend(plan.deltas.iter().map(|d| d.data.clone()));
+    let mut missing: Vec<Descriptor> = plan.left_out().map(|b| b.desc.clone()).collect();
+    for d in &plan.deltas {
+        if !missing.iter().any(|m| m.digest == d.base.digest) {
+            missing.push(d.base.clone());
+        }
+    }
     Ok(Inspection {
         plan,
         present,

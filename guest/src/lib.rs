@@ -76,6 +76,7 @@ fn options_from(options: wit::PullOptions) -> pull::PullOptions {
         jobs: options.jobs,
         split: options.split,
         attachments: filter(options.attachments, options.attachment_types),
+        delta: options.delta,
     }
 }
 
@@ -113,6 +114,7 @@ fn push_report(r: copy::PushReport) -> wit::PushReport {
         mounted: r.mounted,
         bytes_sent: r.bytes_sent,
         manifests: r.manifests,
+        rebuilt: r.rebuilt,
     }
 }
 
@@ -134,6 +136,7 @@ fn plan_report(
         plan::Action::Include => wit::BlobAction::Include,
         plan::Action::LeftOut => wit::BlobAction::LeftOut,
         plan::Action::Foreign => wit::BlobAction::Foreign,
+        plan::Action::Delta => wit::BlobAction::Delta,
     };
     let images = p
         .images
@@ -151,6 +154,10 @@ fn plan_report(
                     media_type: b.desc.media_type.clone(),
                     is_layer: b.is_layer,
                     action: action(b.action),
+                    delta: p.delta_for(&b.desc.digest).map(|d| wit::DeltaInfo {
+                        base: d.base.digest.to_string(),
+                        size: d.data.size,
+                    }),
                 })
                 .collect(),
         })
@@ -168,6 +175,8 @@ fn plan_report(
         left_out_bytes: p.left_out_bytes(),
         layers: p.layer_count() as u32,
         layers_left_out: p.left_out().count() as u32,
+        layers_delta: p.deltas.len() as u32,
+        delta_bytes: p.delta_bytes(),
         present: present.iter().map(host::blob_info).collect(),
         missing: missing.iter().map(host::blob_info).collect(),
         attachments: p
@@ -223,6 +232,9 @@ impl Guest for Component {
             bytes_written: r.bytes_written,
             layers_left_out: r.layers_left_out,
             bytes_left_out: r.bytes_left_out,
+            layers_delta: r.layers_delta,
+            bytes_delta_layers: r.bytes_delta_layers,
+            bytes_delta: r.bytes_delta,
             archive_size: r.archive_size,
         })
     }

@@ -4,6 +4,7 @@
 use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
+use crate::delta::{self, LayerDelta};
 use crate::destination::{self, Access};
 use crate::engine::{self, CopyOptions, LeftOut};
 use crate::error::{Error, Result};
@@ -30,6 +31,8 @@ pub struct PullOptions {
     pub split: u64,
     /// Which attachments (signatures, SBOMs…) to carry.
     pub attachments: Filter,
+    /// Ship changed gzip layers as deltas against BASE's.
+    pub delta: bool,
 }
 
 /// What a pull wrote.
@@ -49,6 +52,12 @@ pub struct PullReport {
     pub layers_left_out: u32,
     /// Their bytes.
     pub bytes_left_out: u64,
+    /// Layers shipped as deltas.
+    pub layers_delta: u32,
+    /// Their bytes.
+    pub bytes_delta_layers: u64,
+    /// Bytes of their delta data.
+    pub bytes_delta: u64,
     /// Size of the archive file.
     pub archive_size: u64,
 }
@@ -72,13 +81,17 @@ pub(crate) fn check_split(target: &Transport, split: u64) -> Result<()> {
     }
 }
 
-/// Opens FINAL (and BASE unless `scratch`) and plans the archive.
+/// FINAL's source, with the delta data a `--delta` plan made.
+type Planned = (Box<dyn Source>, Vec<(LayerDelta, Vec<u8>)>, Plan);
+
+/// Opens FINAL (and BASE unless `scratch`) and plans the archive; with
+/// `--delta`, makes and proves the deltas too (which reads the layers).
 fn open_and_plan(
     base: &str,
     final_: &str,
     opts: &PullOptions,
     attachments: &Filter,
-) -> Result<(Box<dyn Source>, Plan)> {
+) -> Result<Planned> {
     let final_ref = Transport::parse(final_)?;
     let base_ref = match base {
         "scratch" => None,
@@ -99,12 +112,23 @@ fn open_and_plan(
     }
     let mut plan = Plan::build(&bases, final_src.as_ref(), opts.all_platforms, &want)?;
     plan.attach(final_src.as_ref(), &bases, attachments)?;
-    Ok((final_src, plan))
+    let mut made = Vec::new();
+    if opts.delta {
+        let Some(base_src) = &base_src else {
+            return Err(Error::InvalidArgument(
+                "--delta needs a BASE to make deltas against, not scratch".into(),
+            ));
+        };
+        made = delta::make(&plan, base_src.as_ref(), final_src.as_ref(), &want)?;
+        plan.use_deltas(made.iter().map(|(d, _)| d.clone()).collect())?;
+    }
+    Ok((final_src, made, plan))
 }
 
-/// Plans a pull without downloading a layer.
+/// Plans a pull without downloading a layer (with `--delta`, it reads the
+/// layers it makes deltas of).
 pub fn plan(base: &str, final_: &str, opts: &PullOptions) -> Result<Plan> {
-    open_and_plan(base, final_, opts, &opts.attachments).map(|(_, plan)| plan)
+    open_and_plan(base, final_, opts, &opts.attachments).map(|(_, _, plan)| plan)
 }
 
 /// Runs a pull: FINAL minus what BASE has, copied by the engine into
@@ -122,8 +146,14 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
         )));
     }
     check_split(&target, opts.split)?;
-    let (source, plan) =
+    if opts.delta && matches!(target, Transport::DockerArchive { .. }) {
+        return Err(Error::InvalidArgument(format!(
+            "{target} cannot carry deltas (docker load would not rebuild them): drop --delta"
+        )));
+    }
+    let (source, made, plan) =
         open_and_plan(base, final_, opts, &for_target(&target, &opts.attachments))?;
+    let source = delta::WithData::new(source.as_ref(), made);
     if let Some(base) = &plan.base {
         if plan.left_out().next().is_none() {
             emit(ProgressEvent::Note(format!(
@@ -145,8 +175,9 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
         left_out: LeftOut::Record,
         reuse_from: &[],
         reuse_included: &[],
+        dest_source: None,
     };
-    let r = engine::copy(&plan, &*source, dest, &options)?;
+    let r = engine::copy(&plan, &source, dest, &options)?;
     Ok(PullReport {
         reference: plan.reference.clone(),
         digest: plan.top.digest.to_string(),
@@ -155,6 +186,9 @@ pub fn pull(base: &str, final_: &str, output: &str, opts: &PullOptions) -> Resul
         bytes_written: r.bytes + r.manifest_bytes,
         layers_left_out: r.left_out,
         bytes_left_out: r.left_out_bytes,
+        layers_delta: plan.deltas.len() as u32,
+        bytes_delta_layers: plan.deltas.iter().map(|d| d.target.size).sum(),
+        bytes_delta: plan.delta_bytes(),
         archive_size: r.size.unwrap_or(r.bytes + r.manifest_bytes),
     })
 }

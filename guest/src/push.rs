@@ -76,6 +76,7 @@ fn open_archive(archive: &str) -> Result<(Box<dyn Source>, Plan)> {
     // Every platform: an archive's content is what it is.
     let mut plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
     plan.attach(source.as_ref(), &Bases::none(), &Filter::all())?;
+    plan.find_deltas(source.as_ref())?;
     Ok((source, plan))
 }
 
@@ -99,7 +100,7 @@ pub fn vet(archive: &str, dest: &str, opts: &PushOptions) -> Result<VetReport> {
     };
     Ok(VetReport {
         destination: target.name(),
-        checked: plan.left_out().count() as u32,
+        checked: (plan.left_out().count() + plan.deltas.len()) as u32,
         missing,
         verified,
     })

@@ -243,6 +243,11 @@ struct ImageArgs {
     /// Keep the whole index and every platform's image.
     #[arg(long)]
     all_platforms: bool,
+    /// Ship each changed gzip layer as a delta against BASE's layer in its
+    /// place where that is under half the layer; push rebuilds the exact
+    /// layer from the base layer at the destination (reads the layers).
+    #[arg(long, conflicts_with = "set")]
+    delta: bool,
     #[command(flatten)]
     attach: AttachArgs,
     /// Require HTTPS with a verified certificate for BASE's and FINAL's
@@ -308,6 +313,7 @@ impl ImageArgs {
             .attach
             .apply(b)
             .all_platforms(self.all_platforms)
+            .delta(self.delta)
             .src_tls_verify(self.src_tls_verify))
     }
 
@@ -349,12 +355,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// The summary line of push and copy.
 fn print_landed(verb: &str, report: &runtime::PushReport, started: std::time::Instant) {
     eprintln!(
-        "{verb} {} ({}) in {}: uploaded {} blob(s), {}; skipped {}, mounted {}; {} manifest(s)",
+        "{verb} {} ({}) in {}: uploaded {} blob(s), {}{}; skipped {}, mounted {}; {} manifest(s)",
         report.destination,
         report.digest,
         progress::seconds(started.elapsed()),
         report.uploaded,
         progress::bytes(report.bytes_sent),
+        if report.rebuilt > 0 {
+            format!(" ({} rebuilt from deltas)", report.rebuilt)
+        } else {
+            String::new()
+        },
         report.skipped,
         report.mounted,
         report.manifests,
@@ -432,6 +443,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             if output == "-" {
                 shown = "standard output".into();
+            }
+            if report.layers_delta > 0 {
+                eprintln!(
+                    "{} layer(s), {}, shipped as {} of deltas",
+                    report.layers_delta,
+                    progress::bytes(report.bytes_delta_layers),
+                    progress::bytes(report.bytes_delta),
+                );
             }
             eprintln!(
                 "wrote {} ({} bytes) in {}: {} manifest(s) and {} blob(s), {} of content; left out {} layer(s), {} saved; {} {}",

@@ -59,6 +59,7 @@ struct Config {
     limits: Limits,
     attachments: bool,
     attachment_types: Vec<String>,
+    delta: bool,
     mount_from: Vec<String>,
     chunk_size: u64,
     split: u64,
@@ -112,6 +113,7 @@ impl Default for Builder {
                 },
                 attachments: true,
                 attachment_types: Vec::new(),
+                delta: false,
                 mount_from: Vec::new(),
                 chunk_size: 32 * 1024 * 1024,
                 split: 0,
@@ -200,6 +202,14 @@ impl Builder {
     /// (`WithAllArchitectures`).
     pub fn all_platforms(mut self, on: bool) -> Self {
         self.config.all_platforms = on;
+        self
+    }
+
+    /// Pull: ship each changed gzip layer as a delta against the base's
+    /// layer in its place, where that is under half the layer (`--delta`);
+    /// push rebuilds the exact layer at the destination.
+    pub fn delta(mut self, on: bool) -> Self {
+        self.config.delta = on;
         self
     }
 
@@ -458,6 +468,7 @@ impl Imo {
             split: c.split,
             attachments: c.attachments,
             attachment_types: c.attachment_types.clone(),
+            delta: c.delta,
         }
     }
 

@@ -24,6 +24,7 @@ fn action(a: BlobAction) -> &'static str {
         BlobAction::Include => "include",
         BlobAction::LeftOut => "left-out",
         BlobAction::Foreign => "foreign",
+        BlobAction::Delta => "delta",
     }
 }
 
@@ -48,6 +49,7 @@ pub fn to_json(r: &PlanReport) -> Value {
                     "mediaType": b.media_type,
                     "kind": if b.is_layer { "layer" } else { "config" },
                     "action": action(b.action),
+                    "delta": b.delta.as_ref().map(|d| json!({"base": d.base, "size": d.size})),
                 })).collect::<Vec<_>>(),
             })
         })
@@ -65,6 +67,8 @@ pub fn to_json(r: &PlanReport) -> Value {
         "leftOutBytes": r.left_out_bytes,
         "layers": r.layers,
         "layersLeftOut": r.layers_left_out,
+        "layersDelta": r.layers_delta,
+        "deltaBytes": r.delta_bytes,
         "present": blob_list(&r.present),
         "missing": blob_list(&r.missing),
         "attachments": r.attachments.iter().map(|a| json!({
@@ -97,6 +101,12 @@ fn attachment_lines(r: &PlanReport) -> String {
     out
 }
 
+/// A digest shortened for a table: algorithm and 12 hex digits.
+fn short(digest: &str) -> &str {
+    let end = digest.find(':').map_or(0, |i| i + 13).min(digest.len());
+    &digest[..end]
+}
+
 fn table(r: &PlanReport, left_out_label: &str) -> String {
     let mut out = format!(
         "{:<16} {:<7} {:<71} {:>10}  {}\n",
@@ -104,10 +114,14 @@ fn table(r: &PlanReport, left_out_label: &str) -> String {
     );
     for i in &r.images {
         for b in &i.blobs {
-            let act = match b.action {
-                BlobAction::Include => "include",
-                BlobAction::LeftOut => left_out_label,
-                BlobAction::Foreign => "foreign (never copied)",
+            let act = match (&b.action, &b.delta) {
+                (BlobAction::Delta, Some(d)) => {
+                    format!("delta ({}, against {})", bytes(d.size), short(&d.base))
+                }
+                (BlobAction::Delta, None) => "delta".into(),
+                (BlobAction::Include, _) => "include".into(),
+                (BlobAction::LeftOut, _) => left_out_label.into(),
+                (BlobAction::Foreign, _) => "foreign (never copied)".into(),
             };
             out.push_str(&format!(
                 "{:<16} {:<7} {:<71} {:>10}  {act}\n",
@@ -145,6 +159,13 @@ pub fn plan_table(r: &PlanReport) -> String {
         r.layers,
         bytes(r.left_out_bytes),
     ));
+    if r.layers_delta > 0 {
+        out.push_str(&format!(
+            "{} layer(s) as deltas: {} of delta data\n",
+            r.layers_delta,
+            bytes(r.delta_bytes)
+        ));
+    }
     out.push_str(&attachment_lines(r));
     out
 }
@@ -207,6 +228,9 @@ pub fn pull_json(r: &PullReport, output: &str, seconds: f64) -> Value {
         "bytesWritten": r.bytes_written,
         "layersLeftOut": r.layers_left_out,
         "bytesLeftOut": r.bytes_left_out,
+        "layersDelta": r.layers_delta,
+        "bytesDeltaLayers": r.bytes_delta_layers,
+        "bytesDelta": r.bytes_delta,
         "seconds": seconds,
     })
 }
@@ -244,6 +268,7 @@ pub fn push_json(r: &PushReport, seconds: Option<f64>) -> Value {
         "skipped": r.skipped,
         "mounted": r.mounted,
         "manifests": r.manifests,
+        "rebuilt": r.rebuilt,
     });
     if let Some(s) = seconds {
         v["seconds"] = json!(s);

@@ -409,6 +409,11 @@ pub fn push_two_platforms(reg: &Registry, flavour: Flavour) -> (Pushed, Pushed, 
 /// app:v1 = [os, app 1] and app:v2 = [os, app 2] in `reg`: the smallest
 /// pair with a shared layer to leave out.
 pub fn two_versions(reg: &Registry) -> (Pushed, Pushed) {
+    two_versions_of(reg, b"1", b"2")
+}
+
+/// app:v1 = [os, a layer holding `v1`] and app:v2 = [os, one holding `v2`].
+pub fn two_versions_of(reg: &Registry, v1: &[u8], v2: &[u8]) -> (Pushed, Pushed) {
     let os = layer(&[("etc/os-release", b"ID=test\n"), ("lib/big", &[7u8; 5000])]);
     let push = |tag: &str, app: &[u8]| {
         push_image(
@@ -420,7 +425,7 @@ pub fn two_versions(reg: &Registry) -> (Pushed, Pushed) {
             &[os.clone(), layer(&[("app", app)])],
         )
     };
-    (push("v1", b"1"), push("v2", b"2"))
+    (push("v1", v1), push("v2", v2))
 }
 
 /// A registry with app:v1 (one small layer), pulled in full by imo into

@@ -113,6 +113,7 @@ const options = (extra = {}) => ({
   split: 0n,
   attachments: true,
   attachmentTypes: [],
+  delta: false,
   ...extra,
 });
 const pushOptions = { tlsVerify: true, mountFrom: [], chunkSize: 1n << 25n, verify: true, retryTimes: 2, jobs: 4, attachments: true };

@@ -209,10 +209,16 @@ impl<W: Write> BitWriter<W> {
         (8 - self.n % 8) % 8
     }
 
-    fn flush_out(&mut self) -> Result<()> {
+    /// Hands the whole bytes written so far to the inner writer.
+    pub fn flush_out(&mut self) -> Result<()> {
         self.inner.write_all(&self.out).map_err(Error::Io)?;
         self.out.clear();
         Ok(())
+    }
+
+    /// The inner writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
     }
 
     /// Writes what is left (a partial last byte padded with zeros); the

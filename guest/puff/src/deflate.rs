@@ -277,68 +277,85 @@ fn huff_tokens<R: Read, W: Write>(
     }
 }
 
-/// Puts one deflate stream back together from token form: reads blocks
-/// from `r` until the last, and its padding, writing bits to `w`.
-pub fn huff_stream<R: Read, W: Write>(r: &mut R, w: &mut BitWriter<W>) -> Result<()> {
-    let fixed_lit = Encoder::new(&fixed_literal_lengths())?;
-    let fixed_dist = Encoder::new(&fixed_distance_lengths())?;
-    loop {
-        let tag = read_byte(r)?;
-        let last = tag.is_ascii_uppercase();
-        w.bits(u32::from(last), 1)?;
-        match tag.to_ascii_lowercase() {
-            STORED => {
-                w.bits(0, 2)?;
-                let pad = read_byte(r)?;
-                let count = w.misalignment();
-                if u32::from(pad) >> count != 0 {
-                    return Err(Error::Invalid("padding wider than the gap"));
-                }
-                w.bits(u32::from(pad), count)?;
-                let head = read_array::<4, _>(r)?;
-                w.bytes(&head)?;
-                let len = usize::from(u16::from_le_bytes([head[0], head[1]]));
-                let mut data = vec![0u8; len];
-                r.read_exact(&mut data).map_err(|_| Error::Truncated)?;
-                w.bytes(&data)?;
-            }
-            FIXED => {
-                w.bits(1, 2)?;
-                huff_tokens(r, w, &fixed_lit, &fixed_dist)?;
-            }
-            DYNAMIC => {
-                w.bits(2, 2)?;
-                let nbits = u64::from(u16::from_le_bytes(read_array::<2, _>(r)?));
-                let mut bits = vec![0u8; nbits.div_ceil(8) as usize];
-                r.read_exact(&mut bits).map_err(|_| Error::Truncated)?;
-                // The header's own bits tell the codes.
-                let mut header = BitReader::new(&bits[..]);
-                header.start_recording();
-                let (lit, dist) = read_dynamic_header(&mut header)?;
-                let (used, _) = header.stop_recording()?;
-                if used != nbits {
-                    return Err(Error::Invalid("dynamic header length does not match"));
-                }
-                let mut hr = BitReader::new(&bits[..]);
-                let mut left = nbits;
-                while left > 0 {
-                    let n = left.min(16) as u32;
-                    w.bits(hr.bits(n)?, n)?;
-                    left -= u64::from(n);
-                }
-                huff_tokens(r, w, &Encoder::new(&lit)?, &Encoder::new(&dist)?)?;
-            }
-            _ => return Err(Error::Invalid("unknown block tag")),
-        }
-        if last {
+/// The fixed Huffman codes, made once per stream.
+pub struct FixedCodes {
+    lit: Encoder,
+    dist: Encoder,
+}
+
+impl FixedCodes {
+    /// The codes of fixed blocks.
+    pub fn new() -> Result<FixedCodes> {
+        Ok(FixedCodes {
+            lit: Encoder::new(&fixed_literal_lengths())?,
+            dist: Encoder::new(&fixed_distance_lengths())?,
+        })
+    }
+}
+
+/// Puts one deflate block back together from token form, and after the
+/// last block its padding; whether it was the last.
+pub fn huff_block<R: Read, W: Write>(
+    r: &mut R,
+    w: &mut BitWriter<W>,
+    fixed: &FixedCodes,
+) -> Result<bool> {
+    let tag = read_byte(r)?;
+    let last = tag.is_ascii_uppercase();
+    w.bits(u32::from(last), 1)?;
+    match tag.to_ascii_lowercase() {
+        STORED => {
+            w.bits(0, 2)?;
             let pad = read_byte(r)?;
             let count = w.misalignment();
             if u32::from(pad) >> count != 0 {
                 return Err(Error::Invalid("padding wider than the gap"));
             }
-            return w.bits(u32::from(pad), count);
+            w.bits(u32::from(pad), count)?;
+            let head = read_array::<4, _>(r)?;
+            w.bytes(&head)?;
+            let len = usize::from(u16::from_le_bytes([head[0], head[1]]));
+            let mut data = vec![0u8; len];
+            r.read_exact(&mut data).map_err(|_| Error::Truncated)?;
+            w.bytes(&data)?;
         }
+        FIXED => {
+            w.bits(1, 2)?;
+            huff_tokens(r, w, &fixed.lit, &fixed.dist)?;
+        }
+        DYNAMIC => {
+            w.bits(2, 2)?;
+            let nbits = u64::from(u16::from_le_bytes(read_array::<2, _>(r)?));
+            let mut bits = vec![0u8; nbits.div_ceil(8) as usize];
+            r.read_exact(&mut bits).map_err(|_| Error::Truncated)?;
+            // The header's own bits tell the codes.
+            let mut header = BitReader::new(&bits[..]);
+            header.start_recording();
+            let (lit, dist) = read_dynamic_header(&mut header)?;
+            let (used, _) = header.stop_recording()?;
+            if used != nbits {
+                return Err(Error::Invalid("dynamic header length does not match"));
+            }
+            let mut hr = BitReader::new(&bits[..]);
+            let mut left = nbits;
+            while left > 0 {
+                let n = left.min(16) as u32;
+                w.bits(hr.bits(n)?, n)?;
+                left -= u64::from(n);
+            }
+            huff_tokens(r, w, &Encoder::new(&lit)?, &Encoder::new(&dist)?)?;
+        }
+        _ => return Err(Error::Invalid("unknown block tag")),
     }
+    if last {
+        let pad = read_byte(r)?;
+        let count = w.misalignment();
+        if u32::from(pad) >> count != 0 {
+            return Err(Error::Invalid("padding wider than the gap"));
+        }
+        w.bits(u32::from(pad), count)?;
+    }
+    Ok(last)
 }
 
 #[cfg(test)]

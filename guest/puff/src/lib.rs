@@ -170,52 +170,182 @@ fn read_exact<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<()> {
 
 /// Huffs a puffed stream back into the gzip file it came from; the number
 /// of bytes written.
-pub fn huff<R: Read, W: Write>(mut input: R, output: W) -> Result<u64> {
-    let mut magic = [0u8; 8];
-    read_exact(&mut input, &mut magic)?;
-    if &magic != MAGIC {
-        return Err(Error::Invalid("not a puffed stream"));
-    }
-    let mut w = BitWriter::new(output);
+pub fn huff<R: Read, W: Write>(input: R, mut output: W) -> Result<u64> {
+    let mut h = Huffer::new(input);
+    let mut n = 0u64;
     loop {
-        let mut tag = [0u8];
-        read_exact(&mut input, &mut tag)?;
-        match tag[0] {
-            MEMBER => {
-                let mut len = [0u8; 4];
-                read_exact(&mut input, &mut len)?;
-                let len = u32::from_le_bytes(len) as usize;
-                if len > 1 << 20 {
-                    return Err(Error::Invalid("gzip header over 1 MiB"));
-                }
-                let mut header = vec![0u8; len];
-                read_exact(&mut input, &mut header)?;
-                w.bytes(&header)?;
-                deflate::huff_stream(&mut input, &mut w)?;
-                let mut trailer = [0u8; 8];
-                read_exact(&mut input, &mut trailer)?;
-                w.bytes(&trailer)?;
-            }
-            TRAILING => {
-                let mut len = [0u8; 4];
-                read_exact(&mut input, &mut len)?;
-                let len = u32::from_le_bytes(len) as usize;
-                if len > 65536 {
-                    return Err(Error::Invalid("trailing record over 64 KiB"));
-                }
-                let mut data = vec![0u8; len];
-                read_exact(&mut input, &mut data)?;
-                w.bytes(&data)?;
-            }
-            END => {
-                let mut extra = [0u8];
-                if input.read(&mut extra).map_err(Error::Io)? != 0 {
-                    return Err(Error::Invalid("data after the end"));
-                }
-                let (bits, _) = w.finish()?;
-                return Ok(bits / 8);
-            }
-            _ => return Err(Error::Invalid("unknown record")),
+        let chunk = h.fill()?;
+        if chunk.is_empty() {
+            break;
         }
+        put(&mut output, chunk)?;
+        n += chunk.len() as u64;
+        let len = chunk.len();
+        h.consume(len);
+    }
+    output.flush().map_err(Error::Io)?;
+    Ok(n)
+}
+
+/// Most output one step of huffing may buffer: a gzip header, a trailing
+/// record or one deflate block. Compressors' blocks are far smaller; a
+/// crafted one past this is refused rather than held.
+const MAX_STEP: usize = 64 << 20;
+
+/// A buffer that refuses to grow past [`MAX_STEP`].
+struct StepBuf(Vec<u8>);
+
+impl Write for StepBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_STEP {
+            return Err(std::io::Error::other("a deflate block over 64 MiB"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Magic,
+    Record,
+    Blocks,
+    Done,
+}
+
+/// Huffing as a reader: the gzip file comes out as it is read, one gzip
+/// header, deflate block or trailing record at a time, so memory stays
+/// bounded whatever the file's size.
+pub struct Huffer<R> {
+    input: R,
+    w: Option<BitWriter<StepBuf>>,
+    fixed: Option<deflate::FixedCodes>,
+    step: Step,
+    ready: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Huffer<R> {
+    /// Huffs the puffed stream `input`.
+    pub fn new(input: R) -> Self {
+        Huffer {
+            input,
+            w: Some(BitWriter::new(StepBuf(Vec::new()))),
+            fixed: None,
+            step: Step::Magic,
+            ready: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// The next bytes of the gzip file; empty at its end.
+    pub fn fill(&mut self) -> Result<&[u8]> {
+        while self.pos == self.ready.len() && self.step != Step::Done {
+            self.ready.clear();
+            self.pos = 0;
+            self.advance()?;
+            if let Some(w) = &mut self.w {
+                w.flush_out()?;
+                std::mem::swap(&mut self.ready, &mut w.get_mut().0);
+            }
+        }
+        Ok(&self.ready[self.pos..])
+    }
+
+    /// Marks `n` bytes of what [`Huffer::fill`] gave as used.
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.ready.len());
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        let input = &mut self.input;
+        let Some(w) = &mut self.w else {
+            self.step = Step::Done;
+            return Ok(());
+        };
+        match self.step {
+            Step::Magic => {
+                let mut magic = [0u8; 8];
+                read_exact(input, &mut magic)?;
+                if &magic != MAGIC {
+                    return Err(Error::Invalid("not a puffed stream"));
+                }
+                self.step = Step::Record;
+            }
+            Step::Record => {
+                let mut tag = [0u8];
+                read_exact(input, &mut tag)?;
+                match tag[0] {
+                    MEMBER => {
+                        let mut len = [0u8; 4];
+                        read_exact(input, &mut len)?;
+                        let len = u32::from_le_bytes(len) as usize;
+                        if len > 1 << 20 {
+                            return Err(Error::Invalid("gzip header over 1 MiB"));
+                        }
+                        let mut header = vec![0u8; len];
+                        read_exact(input, &mut header)?;
+                        w.bytes(&header)?;
+                        self.step = Step::Blocks;
+                    }
+                    TRAILING => {
+                        let mut len = [0u8; 4];
+                        read_exact(input, &mut len)?;
+                        let len = u32::from_le_bytes(len) as usize;
+                        if len > 65536 {
+                            return Err(Error::Invalid("trailing record over 64 KiB"));
+                        }
+                        let mut data = vec![0u8; len];
+                        read_exact(input, &mut data)?;
+                        w.bytes(&data)?;
+                    }
+                    END => {
+                        let mut extra = [0u8];
+                        if input.read(&mut extra).map_err(Error::Io)? != 0 {
+                            return Err(Error::Invalid("data after the end"));
+                        }
+                        if let Some(w) = self.w.take() {
+                            let (_, rest) = w.finish()?;
+                            self.ready.extend_from_slice(&rest.0);
+                        }
+                        self.step = Step::Done;
+                    }
+                    _ => return Err(Error::Invalid("unknown record")),
+                }
+            }
+            Step::Blocks => {
+                if self.fixed.is_none() {
+                    self.fixed = Some(deflate::FixedCodes::new()?);
+                }
+                let Some(fixed) = &self.fixed else {
+                    return Err(Error::Invalid("no fixed codes"));
+                };
+                if deflate::huff_block(input, w, fixed)? {
+                    let mut trailer = [0u8; 8];
+                    read_exact(input, &mut trailer)?;
+                    w.bytes(&trailer)?;
+                    self.step = Step::Record;
+                }
+            }
+            Step::Done => {}
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Huffer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let chunk = self.fill().map_err(|e| match e {
+            Error::Io(e) => e,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+        })?;
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }

@@ -23,6 +23,17 @@ fn round_trip(gz: &[u8], what: &str) -> usize {
         back.len(),
         gz.iter().zip(&back).position(|(a, b)| a != b)
     );
+    // The reader form, read in small pieces, gives the same bytes.
+    let mut huffer = imo_puff::Huffer::new(&puffed[..]);
+    let (mut pieces, mut piece) = (Vec::new(), [0u8; 1000]);
+    loop {
+        let n = std::io::Read::read(&mut huffer, &mut piece).unwrap();
+        if n == 0 {
+            break;
+        }
+        pieces.extend_from_slice(&piece[..n]);
+    }
+    assert!(pieces == gz, "{what}: the reader form differs");
     puffed.len()
 }
 

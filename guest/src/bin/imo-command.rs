@@ -14,9 +14,9 @@ use imo_guest::{copy, inspect, pull, push};
 /// Blobs transferred at once, as the imo binary's default `--jobs`.
 const JOBS: u32 = 4;
 
-const USAGE: &str = "usage: imo-command pull BASE FINAL OUTPUT [--all-platforms] | vet ARCHIVE DEST | push ARCHIVE DEST | copy SOURCE DEST [--all-platforms] | inspect ARCHIVE";
+const USAGE: &str = "usage: imo-command pull BASE FINAL OUTPUT [--all-platforms] [--delta] | vet ARCHIVE DEST | push ARCHIVE DEST | copy SOURCE DEST [--all-platforms] | inspect ARCHIVE";
 
-fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
+fn pull_options(all_platforms: bool, delta: bool) -> Result<pull::PullOptions> {
     let platform = std::env::var("IMO_PLATFORM").unwrap_or_else(|_| "linux/amd64".into());
     Ok(pull::PullOptions {
         platform: None,
@@ -27,6 +27,7 @@ fn pull_options(all_platforms: bool) -> Result<pull::PullOptions> {
         jobs: JOBS,
         split: 0,
         attachments: Filter::all(),
+        delta,
     })
 }
 
@@ -47,7 +48,8 @@ fn run(args: &[String]) -> Result<Option<String>> {
     match words.as_slice() {
         ["pull", base, final_, output, rest @ ..] => {
             let all = rest.contains(&"--all-platforms");
-            let r = pull::pull(base, final_, output, &pull_options(all)?)?;
+            let delta = rest.contains(&"--delta");
+            let r = pull::pull(base, final_, output, &pull_options(all, delta)?)?;
             Ok(Some(format!(
                 "wrote {output} ({} bytes): {} {}; left out {} layer(s)",
                 r.archive_size, r.reference, r.digest, r.layers_left_out
@@ -75,7 +77,7 @@ fn run(args: &[String]) -> Result<Option<String>> {
             )))
         }
         ["copy", source, dest, rest @ ..] => {
-            let p = pull_options(rest.contains(&"--all-platforms"))?;
+            let p = pull_options(rest.contains(&"--all-platforms"), false)?;
             let options = copy::TransferOptions {
                 platform: p.platform,
                 all_platforms: p.all_platforms,

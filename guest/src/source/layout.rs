@@ -9,6 +9,7 @@ use super::Source;
 use crate::archive::reader::ArchiveReader;
 use crate::attach::{Attachment, FOUND_AS, SUBJECT};
 use crate::concurrent::{PollRead, Ready};
+use crate::delta;
 use crate::digest::{Digest, DigestOf};
 use crate::error::{Error, Result};
 use crate::manifest::{
@@ -168,7 +169,9 @@ impl<S: LayoutStore> LayoutSource<S> {
             .index()?
             .manifests
             .into_iter()
-            .filter(|d| !d.annotations.contains_key(SUBJECT))
+            .filter(|d| {
+                !d.annotations.contains_key(SUBJECT) && !d.annotations.contains_key(delta::SUBJECT)
+            })
             .collect())
     }
 
@@ -298,6 +301,15 @@ impl<S: LayoutStore> Source for LayoutSource<S> {
             });
         }
         Ok(out)
+    }
+
+    fn deltas(&self) -> Result<Vec<RawManifest>> {
+        let listed = self.index()?.manifests;
+        listed
+            .iter()
+            .filter(|d| d.annotations.contains_key(delta::SUBJECT))
+            .map(|d| self.document(d))
+            .collect()
     }
 
     fn images(&self) -> Result<Vec<(RawManifest, BTreeMap<String, String>)>> {

@@ -46,6 +46,10 @@ pub trait Source {
     fn attachments(&self, _subject: &Descriptor) -> Result<Vec<Attachment>> {
         Ok(Vec::new())
     }
+    /// The delta artifacts it carries (see [`crate::delta`]).
+    fn deltas(&self) -> Result<Vec<RawManifest>> {
+        Ok(Vec::new())
+    }
     /// Every image it holds, as a base: its top manifest and the annotations
     /// that name it. An image source holds one; a layout named without a
     /// tag, every image it lists (a set archive).
