@@ -153,15 +153,19 @@ pub fn parse_artifact(m: &RawManifest, shown: &str) -> Result<Vec<LayerDelta>> {
 /// 129 KB delta in 1.0 s natively; 19 made 121 KB in 13.6 s.
 const LEVEL: i32 = 12;
 
-/// Largest window (256 MiB): with the largest reference it keeps both
-/// sides under the component's default 512 MiB.
+/// Largest window (256 MiB): a reference and a layer's token form, each
+/// at most [`MAX_REFERENCE`].
 const MAX_WINDOW_LOG: u32 = 28;
 
-/// Largest token form of a base layer kept as a reference.
+/// Largest token form of a layer taking part in a delta, base or new
+/// (layers of about 75 MB and more go whole). Sender: the reference, the
+/// layer's token form and the delta (under half the layer) at once;
+/// receiver: the reference and the decoder's buffer (at most the token
+/// form). Either stays under the component's default 512 MiB.
 pub const MAX_REFERENCE: usize = 128 << 20;
 
 /// Most delta data one pull holds before writing it.
-const MAX_HELD: u64 = 256 << 20;
+const MAX_HELD: u64 = 64 << 20;
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::CorruptArchive(format!("{what}: {e}"))
@@ -198,46 +202,74 @@ impl Write for Capped {
     }
 }
 
-/// The token form of a base layer, the reference both sides use; an
-/// error if the layer is not gzip or its token form exceeds `limit`
-/// (both `CorruptArchive`: the layer cannot serve as a base).
-pub fn reference(base_layer: impl Read, limit: usize) -> Result<Vec<u8>> {
+/// A gzip stream's token form, read from `gz` (`size` bytes); an error if
+/// it is not gzip or its token form exceeds `limit` (both
+/// `CorruptArchive`: the layer cannot take part in a delta).
+fn token_form(what: &str, gz: impl Read, size: u64, limit: usize) -> Result<Vec<u8>> {
+    // One allocation of about the right size: growing by doubling would
+    // need twice the memory for a moment, and linear memory never shrinks.
+    let guess = (size.saturating_mul(7) / 4).min(limit as u64) as usize;
     let mut out = Capped {
-        out: Vec::new(),
+        out: Vec::with_capacity(guess),
         limit,
         full: false,
     };
-    match imo_puff::puff(base_layer, &mut out) {
-        Ok(_) => Ok(out.out),
+    match imo_puff::puff(gz, &mut out) {
+        Ok(_) => {
+            out.out.shrink_to_fit();
+            Ok(out.out)
+        }
         Err(_) if out.full => Err(io_error(
-            "base layer",
+            what,
             format!("its token form is over {} MiB", limit >> 20),
         )),
-        Err(e) => Err(puff_error("base layer", e)),
+        Err(e) => Err(puff_error(what, e)),
     }
+}
+
+/// The token form of a base layer (`size` bytes), the reference both
+/// sides use; an error if the layer is not gzip or its token form exceeds
+/// `limit` (both `CorruptArchive`: the layer cannot serve as a base).
+pub fn reference(base_layer: impl Read, size: u64, limit: usize) -> Result<Vec<u8>> {
+    token_form("base layer", base_layer, size, limit)
 }
 
 /// The window a delta against `reference` needs: it must reach back over
 /// the reference from the end of the new layer's token form.
-fn window_log(reference: usize, layer_size: u64) -> u32 {
-    // Token forms run up to about 1.6 times the compressed size.
-    let span = reference as u64 + layer_size.saturating_mul(2) + 1;
+fn window_log(reference: usize, tokens: usize) -> u32 {
+    let span = (reference + tokens + 1) as u64;
     (64 - span.leading_zeros()).clamp(20, MAX_WINDOW_LOG)
 }
 
 /// The delta of the gzip layer `layer` (`layer_size` bytes) against
-/// `reference`. Errors if the layer is not gzip.
+/// `reference`: `CorruptArchive` if the layer is not gzip, its token form
+/// is over [`MAX_REFERENCE`], or the delta would not be under half the
+/// layer. One shot, not streamed: a streaming zstd encoder would hold a
+/// window as large as reference and layer together on top of both.
 pub fn encode(reference: &[u8], layer: impl Read, layer_size: u64) -> Result<Vec<u8>> {
-    let zstd = |e: io::Error| io_error("zstd", e);
-    let mut encoder = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), LEVEL, reference)
-        .map_err(zstd)?;
-    encoder.long_distance_matching(true).map_err(zstd)?;
-    encoder
-        .window_log(window_log(reference.len(), layer_size))
-        .map_err(zstd)?;
-    encoder.include_checksum(true).map_err(zstd)?;
-    imo_puff::puff(layer, &mut encoder).map_err(|e| puff_error("layer", e))?;
-    encoder.finish().map_err(zstd)
+    use zstd::zstd_safe::{get_error_name, CCtx, CParameter};
+    let tokens = token_form("layer", layer, layer_size, MAX_REFERENCE)?;
+    let zstd = |code: usize| io_error("zstd", get_error_name(code));
+    let mut cctx = CCtx::create();
+    for p in [
+        CParameter::CompressionLevel(LEVEL),
+        CParameter::EnableLongDistanceMatching(true),
+        CParameter::WindowLog(window_log(reference.len(), tokens.len())),
+        CParameter::ChecksumFlag(true),
+        CParameter::ContentSizeFlag(true),
+    ] {
+        cctx.set_parameter(p).map_err(zstd)?;
+    }
+    cctx.ref_prefix(reference).map_err(zstd)?;
+    let mut out = Vec::with_capacity((layer_size / 2) as usize);
+    match cctx.compress2(&mut out, &tokens) {
+        Ok(_) => Ok(out),
+        Err(code) if get_error_name(code).contains("too small") => Err(io_error(
+            "layer",
+            format!("a delta would not be under half of its {layer_size} bytes"),
+        )),
+        Err(code) => Err(zstd(code)),
+    }
 }
 
 /// Rebuilds the layer from `reference` and `delta` into `out`; the bytes
@@ -377,7 +409,7 @@ fn attempt(
     };
     if cached.as_ref().map(|(d, _)| d) != Some(&against.digest) {
         *cached = None;
-        match reference(read_blob(base, against)?, MAX_REFERENCE) {
+        match reference(read_blob(base, against)?, against.size, MAX_REFERENCE) {
             Ok(r) => *cached = Some((against.digest.clone(), r)),
             Err(e) => return whole(e),
         }
@@ -481,8 +513,13 @@ mod tests {
     use std::process::{Command, Stdio};
 
     fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut child = Command::new("gzip")
-            .args(["-c", "-n", "-6"])
+        compress(&["gzip", "-c", "-n", "-6"], data)
+    }
+
+    /// `data` compressed by the command `cmd` (stdin to stdout).
+    fn compress(cmd: &[&str], data: &[u8]) -> Vec<u8> {
+        let mut child = Command::new(cmd[0])
+            .args(&cmd[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -512,27 +549,55 @@ mod tests {
     #[test]
     fn a_small_edit_makes_a_small_delta_that_rebuilds_the_exact_layer() {
         let (old, new) = versions();
-        let (base, layer) = (gzip(&old), gzip(&new));
-        let r = reference(&base[..], MAX_REFERENCE).unwrap();
-        let delta = encode(&r, &layer[..], layer.len() as u64).unwrap();
-        assert!(
-            delta.len() * 20 < layer.len(),
-            "delta {} bytes for a {} byte layer",
-            delta.len(),
-            layer.len()
-        );
-        let mut rebuilt = Vec::new();
-        decode(&r, &delta[..], &mut rebuilt).unwrap();
-        assert!(rebuilt == layer, "rebuilt layer differs");
-        let digest = Digest::sha256_of(&layer);
-        assert!(proves(&r, &delta, &digest, layer.len() as u64));
+        // Each compressor family at hand (the base and the layer made alike).
+        for cmd in [
+            &["gzip", "-c", "-n", "-6"][..],
+            &["gzip", "-c", "-n", "-1"],
+            &["gzip", "-c", "-n", "-9"],
+            &["pigz", "-c", "-n", "-6"],
+            &["pigz", "-c", "-n", "-i"],
+        ] {
+            let (base, layer) = (compress(cmd, &old), compress(cmd, &new));
+            let r = reference(&base[..], base.len() as u64, MAX_REFERENCE).unwrap();
+            let delta = encode(&r, &layer[..], layer.len() as u64).unwrap();
+            assert!(
+                delta.len() * 20 < layer.len(),
+                "{cmd:?}: delta {} bytes for a {} byte layer",
+                delta.len(),
+                layer.len()
+            );
+            let mut rebuilt = Vec::new();
+            decode(&r, &delta[..], &mut rebuilt).unwrap();
+            assert!(rebuilt == layer, "{cmd:?}: rebuilt layer differs");
+            let digest = Digest::sha256_of(&layer);
+            assert!(proves(&r, &delta, &digest, layer.len() as u64));
+        }
+    }
+
+    #[test]
+    fn a_delta_that_does_not_pay_is_refused() {
+        // Unrelated content: no delta under half the layer.
+        let (old, _) = versions();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let other: Vec<u8> = (0..400_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let (base, layer) = (gzip(&old), gzip(&other));
+        let r = reference(&base[..], base.len() as u64, MAX_REFERENCE).unwrap();
+        let err = encode(&r, &layer[..], layer.len() as u64).unwrap_err();
+        assert!(err.to_string().contains("half"), "{err}");
     }
 
     #[test]
     fn damaged_data_or_another_base_never_gives_the_layer() {
         let (old, new) = versions();
         let (base, layer) = (gzip(&old), gzip(&new));
-        let r = reference(&base[..], MAX_REFERENCE).unwrap();
+        let r = reference(&base[..], base.len() as u64, MAX_REFERENCE).unwrap();
         let delta = encode(&r, &layer[..], layer.len() as u64).unwrap();
         let digest = Digest::sha256_of(&layer);
         for at in [0, 10, delta.len() / 2, delta.len() - 1] {
@@ -552,7 +617,7 @@ mod tests {
         // A base layer that differs from the one the delta was made against.
         let mut other = old.clone();
         other[5000] ^= 1;
-        let other = reference(&gzip(&other)[..], MAX_REFERENCE).unwrap();
+        let other = reference(&gzip(&other)[..], 0, MAX_REFERENCE).unwrap();
         assert!(!proves(&other, &delta, &digest, layer.len() as u64));
     }
 
@@ -560,7 +625,7 @@ mod tests {
     fn references_are_capped_and_need_gzip() {
         let (old, _) = versions();
         let base = gzip(&old);
-        assert!(reference(&base[..], 1000).is_err());
-        assert!(reference(&old[..], MAX_REFERENCE).is_err());
+        assert!(reference(&base[..], 0, 1000).is_err());
+        assert!(reference(&old[..], 0, MAX_REFERENCE).is_err());
     }
 }

@@ -290,7 +290,11 @@ async fn rebuild(
         "rebuilding layer {} from base layer {} and a {}-byte delta",
         d.target.digest, d.base.digest, d.data.size
     )));
-    let reference = delta::reference(delta::read_blob(reader, &d.base)?, delta::MAX_REFERENCE)?;
+    let reference = delta::reference(
+        delta::read_blob(reader, &d.base)?,
+        d.base.size,
+        delta::MAX_REFERENCE,
+    )?;
     let mut data = Vec::new();
     delta::read_blob(source, &d.data)?
         .read_to_end(&mut data)

@@ -15,7 +15,7 @@ const BASE: &[u8] = &[
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let reference = delta::reference(BASE, 1 << 20).expect("the base layer puffs");
+    let reference = delta::reference(BASE, BASE.len() as u64, 1 << 20).expect("the base layer puffs");
     // Bounded output: a crafted frame may claim a huge window or layer.
     let mut out = Vec::new();
     if let Ok(r) = delta::rebuilder(&reference, data) {

@@ -1,8 +1,9 @@
 //! Puff then huff gives back the exact bytes, for every compressor family
 //! at hand: GNU gzip, pigz (including zopfli and independent blocks), zlib
 //! (every level and strategy, sync and full flushes, multi-member files,
-//! header fields, trailing bytes), miniz_oxide (flate2) and klauspost/pgzip
-//! (what containers/image writes: a fixture made by skopeo).
+//! header fields, trailing bytes), miniz_oxide (flate2), klauspost/pgzip
+//! (what containers/image writes: a fixture made by skopeo) and Go's
+//! compress/gzip (a fixture made by `testdata/make-gostd`).
 
 use std::io::Write;
 use std::path::Path;
@@ -200,6 +201,13 @@ fn pgzip_as_containers_image_writes_it() {
     let gz =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pgzip.tar.gz")).unwrap();
     round_trip(&gz, "pgzip");
+}
+
+#[test]
+fn go_standard_library_gzip() {
+    let gz =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/gostd.tar.gz")).unwrap();
+    round_trip(&gz, "Go compress/gzip");
 }
 
 #[test]
