@@ -61,6 +61,23 @@ impl<R: Read> BitReader<R> {
     }
 
     fn refill(&mut self) -> Result<()> {
+        // Fast path: eight bytes at once from the chunk, as many kept as fit.
+        if self.len - self.pos >= 8 {
+            let word = u64::from_le_bytes(
+                self.chunk[self.pos..self.pos + 8]
+                    .try_into()
+                    .map_err(|_| Error::Truncated)?,
+            );
+            let take = (63 - self.n) / 8;
+            self.buf |= word << self.n;
+            if take < 8 {
+                // Bits past the ones kept would spill into the next refill.
+                self.buf &= (1u64 << (self.n + take * 8)) - 1;
+            }
+            self.pos += take as usize;
+            self.n += take * 8;
+            return Ok(());
+        }
         while self.n <= 56 {
             match self.next_byte()? {
                 Some(b) => {
@@ -180,19 +197,30 @@ impl<W: Write> BitWriter<W> {
         self.buf |= value << self.n;
         self.n += count;
         self.written += u64::from(count);
+        // Four bytes at a time; fewer than 32 bits wait in `buf`.
+        if self.n >= 32 {
+            self.out.extend_from_slice(&(self.buf as u32).to_le_bytes());
+            self.buf >>= 32;
+            self.n -= 32;
+            if self.out.len() >= CHUNK {
+                self.flush_out()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the whole bytes waiting in `buf` to `out`.
+    fn drain(&mut self) {
         while self.n >= 8 {
             self.out.push(self.buf as u8);
             self.buf >>= 8;
             self.n -= 8;
         }
-        if self.out.len() >= CHUNK {
-            self.flush_out()?;
-        }
-        Ok(())
     }
 
     /// Writes whole bytes (the writer must be aligned).
     pub fn bytes(&mut self, data: &[u8]) -> Result<()> {
+        self.drain();
         if self.n != 0 {
             return Err(Error::Invalid("bytes written off a byte boundary"));
         }
@@ -211,6 +239,7 @@ impl<W: Write> BitWriter<W> {
 
     /// Hands the whole bytes written so far to the inner writer.
     pub fn flush_out(&mut self) -> Result<()> {
+        self.drain();
         self.inner.write_all(&self.out).map_err(Error::Io)?;
         self.out.clear();
         Ok(())
@@ -224,6 +253,7 @@ impl<W: Write> BitWriter<W> {
     /// Writes what is left (a partial last byte padded with zeros); the
     /// number of bits written, and the inner writer.
     pub fn finish(mut self) -> Result<(u64, W)> {
+        self.drain();
         if self.n > 0 {
             self.out.push(self.buf as u8);
             self.n = 0;
