@@ -189,6 +189,55 @@ fn persistent_failures_stop_after_the_last_try() {
 }
 
 #[test]
+fn a_first_chunk_that_never_reached_the_registry_is_sent_again_from_the_start() {
+    // distribution answers `Range: 0-0` for an empty upload as for one
+    // byte held: the resume must start at 0, where the registry is.
+    let c = case();
+    let full = c.out("full.tar");
+    ok(
+        &imo(&[
+            "pull",
+            "scratch",
+            &format!("{}/app:v1", c.reg.host()),
+            "-o",
+            &full,
+        ]),
+        "pull",
+    );
+    let dest = Registry::start();
+    let proxy = FaultProxy::start(
+        dest.port,
+        vec![Rule::new("PATCH", "/blobs/uploads/", 1, Fault::Lost)],
+    );
+    let run = imo(&[
+        "push",
+        &full,
+        &format!("{}/app:v1", proxy.host()),
+        "--chunk-size",
+        "100000",
+        "--jobs",
+        "1",
+        "--quiet",
+    ]);
+    ok(&run, "push after its first chunk was lost");
+    assert_eq!(proxy.applied().len(), 1, "the first PATCH was lost");
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/app:v1", dest.host()),
+    ]);
+    ok(&raw, "skopeo inspect");
+    assert_eq!(sha256(&raw.stdout), c.image.digest);
+    for d in c.image.layers.iter().chain([&c.image.config]) {
+        assert_eq!(
+            &sha256(&dest.blob("app", d).expect("blob at destination")),
+            d
+        );
+    }
+}
+
+#[test]
 fn pushes_recover_from_broken_uploads_and_never_tag_on_failure() {
     let c = case();
     let full = c.out("full.tar");

@@ -23,6 +23,8 @@ pub enum Fault {
     Truncate(usize),
     /// Forward the request, then close without any answer.
     NoAnswer,
+    /// Close without any answer; the registry never sees the request.
+    Lost,
     /// Forward, then send the body in 1 KiB pieces this many ms apart.
     Trickle(u64),
     /// Forward, then flip one byte of the body.
@@ -233,6 +235,7 @@ fn handle(
         fault: fault.clone(),
     });
     match fault {
+        Some(Fault::Lost) => return,
         Some(Fault::Status(code)) => {
             let _ = write!(
                 client,

@@ -89,7 +89,17 @@ impl Registry {
     }
 
     /// How many bytes an upload holds (`Range: 0-N`), and where it continues.
-    async fn upload_status(&self, location: &str, scope: &str) -> Result<(u64, String)> {
+    /// How many bytes of the upload at `location` the registry holds, and
+    /// where to send the next part. From `Range: 0-END` that is END + 1,
+    /// except that distribution answers `0-0` both for an empty upload and
+    /// for one byte: `0-0` reads as empty unless `zero_is_one` (an upload
+    /// resumed at 0 was refused).
+    async fn upload_status(
+        &self,
+        location: &str,
+        scope: &str,
+        zero_is_one: bool,
+    ) -> Result<(u64, String)> {
         let resp = self
             .request("GET", location, scope, &[], Payload::Empty)
             .await?;
@@ -101,7 +111,12 @@ impl Registry {
             .and_then(|r| r.split('-').nth(1))
             .and_then(|n| n.trim().parse::<u64>().ok());
         let next = self.location(&resp, "the status of an upload")?;
-        Ok((end.map_or(0, |e| e + 1), next))
+        let held = match end {
+            Some(0) if !zero_is_one => 0,
+            Some(e) => e + 1,
+            None => 0,
+        };
+        Ok((held, next))
     }
 
     /// A 201, or an error: a transient status counts as a network failure,
@@ -207,6 +222,8 @@ async fn upload_chunked<'c>(
     let mut content = open()?;
     let mut offset = 0;
     let mut resumes = 0;
+    // Set once a part sent at offset 0 was refused with 416 after a resume.
+    let mut zero_is_one = false;
     while offset < desc.size {
         let n = chunk.min(desc.size - offset);
         let range = (
@@ -218,28 +235,44 @@ async fn upload_chunked<'c>(
         let sent = registry
             .send_stream("PATCH", &location, &scope, &headers, &mut part, n)
             .await;
-        let resp = match sent {
-            Err(Error::Network(e)) if resumes < retries => {
-                // Ask how far the registry got, then read again up to there.
-                resumes += 1;
-                backoff_async(resumes, None).await;
-                let (at, next) = registry
-                    .upload_status(&location, &scope)
-                    .await
-                    .map_err(|_| Error::Network(e))?;
-                location = next;
-                content = open()?;
-                skip(&mut content, at, desc)?;
-                offset = at;
-                continue;
+        let lost = match sent {
+            Err(Error::Network(e)) => Some(e),
+            // The registry holds another amount than the part assumed (an
+            // ambiguous `0-0` read as empty): ask again.
+            Ok(resp) if resp.status == 416 && resumes > 0 => {
+                zero_is_one |= offset == 0;
+                Some(
+                    registry
+                        .status_error(&format!("a chunk of the {what}"), resp)
+                        .to_string(),
+                )
             }
-            other => other?,
+            Ok(resp) => {
+                if resp.status != 202 {
+                    return Err(registry.status_error(&format!("a chunk of the {what}"), resp));
+                }
+                location = registry.location(&resp, &format!("a chunk of the {what}"))?;
+                offset += n;
+                None
+            }
+            Err(other) => return Err(other),
         };
-        if resp.status != 202 {
-            return Err(registry.status_error(&format!("a chunk of the {what}"), resp));
+        if let Some(e) = lost {
+            if resumes >= retries {
+                return Err(Error::Network(e));
+            }
+            // Ask how far the registry got, then read again up to there.
+            resumes += 1;
+            backoff_async(resumes, None).await;
+            let (at, next) = registry
+                .upload_status(&location, &scope, zero_is_one)
+                .await
+                .map_err(|_| Error::Network(e))?;
+            location = next;
+            content = open()?;
+            skip(&mut content, at, desc)?;
+            offset = at;
         }
-        location = registry.location(&resp, &format!("a chunk of the {what}"))?;
-        offset += n;
     }
     // The verifying reader checks the digest when it reaches the end.
     let mut end = [0u8; 1];
