@@ -41,6 +41,14 @@ impl Case {
         self.dir.path().join(name).to_str().unwrap().to_string()
     }
 
+    /// app:v1 pulled whole, straight from the registry: an archive to push.
+    fn archive(&self) -> String {
+        let full = self.out("full.tar");
+        let source = format!("{}/app:v1", self.reg.host());
+        ok(&imo(&["pull", "scratch", &source, "-o", &full]), "pull");
+        full
+    }
+
     /// Pulls app:v1 through `proxy`.
     fn pull(&self, proxy: &FaultProxy, out: &str, extra: &[&str]) -> std::process::Output {
         let mut args = vec!["pull", "scratch", "--quiet", "-o", out];
@@ -193,17 +201,7 @@ fn a_first_chunk_that_never_reached_the_registry_is_sent_again_from_the_start() 
     // distribution answers `Range: 0-0` for an empty upload as for one
     // byte held: the resume must start at 0, where the registry is.
     let c = case();
-    let full = c.out("full.tar");
-    ok(
-        &imo(&[
-            "pull",
-            "scratch",
-            &format!("{}/app:v1", c.reg.host()),
-            "-o",
-            &full,
-        ]),
-        "pull",
-    );
+    let full = c.archive();
     let dest = Registry::start();
     let proxy = FaultProxy::start(
         dest.port,
@@ -240,17 +238,7 @@ fn a_first_chunk_that_never_reached_the_registry_is_sent_again_from_the_start() 
 #[test]
 fn pushes_recover_from_broken_uploads_and_never_tag_on_failure() {
     let c = case();
-    let full = c.out("full.tar");
-    ok(
-        &imo(&[
-            "pull",
-            "scratch",
-            &format!("{}/app:v1", c.reg.host()),
-            "-o",
-            &full,
-        ]),
-        "pull",
-    );
+    let full = c.archive();
     let dest = Registry::start();
     let proxy = FaultProxy::start(
         dest.port,
