@@ -90,19 +90,19 @@ fn vet_and_push(archive: &Path, target: &str) -> Value {
     )
 }
 
+/// `imo --json COMMAND --delta app:v1 app:v2 EXTRA...` against `src`: its report.
+fn with_delta(command: &str, src: &Registry, extra: &[&str]) -> Value {
+    let (v1, v2) = (
+        format!("{}/app:v1", src.host()),
+        format!("{}/app:v2", src.host()),
+    );
+    let mut args = vec!["--json", command, "--delta", &v1, &v2];
+    args.extend_from_slice(extra);
+    json_of(&imo(&args), &format!("imo {command} --delta"))
+}
+
 fn pull_delta(src: &Registry, out: &Path) -> Value {
-    json_of(
-        &imo(&[
-            "--json",
-            "pull",
-            "--delta",
-            &format!("{}/app:v1", src.host()),
-            &format!("{}/app:v2", src.host()),
-            "-o",
-            out.to_str().unwrap(),
-        ]),
-        "imo pull --delta",
-    )
+    with_delta("pull", src, &["-o", out.to_str().unwrap()])
 }
 
 #[test]
@@ -155,16 +155,7 @@ fn a_delta_crosses_instead_of_the_layer_and_push_lands_the_exact_layer() {
     assert_eq!(sha256(&raw.stdout), v2.digest);
 
     // plan and inspect say it per layer.
-    let plan = json_of(
-        &imo(&[
-            "--json",
-            "plan",
-            "--delta",
-            &format!("{}/app:v1", src.host()),
-            &format!("{}/app:v2", src.host()),
-        ]),
-        "imo plan --delta",
-    );
+    let plan = with_delta("plan", &src, &[]);
     assert_eq!(plan["layersDelta"], 1);
     assert_eq!(plan["archiveSize"], delta_len, "plan predicts the file");
     let inspected = json_of(
