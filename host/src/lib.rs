@@ -32,6 +32,7 @@ mod hashing;
 mod library;
 mod network;
 mod platform;
+mod pool;
 mod progress;
 mod report;
 mod runtime;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use crate::pool::{Origin, Pool, Sender};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -24,6 +25,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, TlsAlertReceivedPayload};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -49,6 +51,8 @@ pub struct Network {
     /// `HTTP_PROXY`: plain HTTP requests go to it, in absolute form.
     http_proxy: Option<Proxy>,
     allowed: Arc<Mutex<AllowList>>,
+    /// Connections kept open for the next request to the same origin.
+    pool: Pool,
 }
 
 /// The hosts the component may reach: the registries named on the command
@@ -347,6 +351,7 @@ impl Network {
             proxy: Proxy::from_env(&["HTTPS_PROXY", "https_proxy"])?,
             http_proxy: Proxy::from_env(&["HTTP_PROXY", "http_proxy"])?,
             allowed: Arc::new(Mutex::new(allowed)),
+            pool: Pool::default(),
         })
     }
 }
@@ -371,10 +376,11 @@ impl WasiHttpHooks for Network {
             .authority()
             .map(|a| a.as_str().to_string())
             .unwrap_or_default();
-        let tls = if self.insecure.contains(&authority) {
-            self.unverified.clone()
-        } else {
+        let verified = !self.insecure.contains(&authority);
+        let tls = if verified {
             self.verified.clone()
+        } else {
+            self.unverified.clone()
         };
         let proxy = self.proxy.clone();
         let http_proxy = self.http_proxy.clone();
@@ -386,9 +392,11 @@ impl WasiHttpHooks for Network {
         if !permitted {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        let pool = self.pool.clone();
         Box::new(async move {
             let uri = request.uri().clone();
-            let (response, io) = send(request, options, tls, (proxy, http_proxy)).await?;
+            let (response, io) =
+                send(request, options, (tls, verified), (proxy, http_proxy), pool).await?;
             if let Ok(mut a) = allowed.lock() {
                 a.learn(&uri, response.headers());
             }
@@ -552,11 +560,15 @@ impl http_body::Body for Quiet {
     }
 }
 
+/// Sends `req` on a pooled connection to its origin, or a new one; a
+/// request that a reused connection could not take (the server closed it
+/// meanwhile) goes once more on a fresh connection.
 async fn send(
     mut req: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    tls: Arc<ClientConfig>,
+    (tls, verified): (Arc<ClientConfig>, bool),
     (proxy, http_proxy): (Option<Proxy>, Option<Proxy>),
+    pool: Pool,
 ) -> Sent {
     let uri = req.uri().clone();
     let use_tls = uri.scheme_str() == Some("https");
@@ -581,106 +593,179 @@ async fn send(
         opt(|o| o.first_byte_timeout),
         opt(|o| o.between_bytes_timeout),
     );
-
     let tunnel = proxy.filter(|p| use_tls && p.applies_to(&host));
     let forward = http_proxy.filter(|p| !use_tls && p.applies_to(&host));
-    let tcp = tokio::time::timeout(connect_timeout, async {
-        match (&tunnel, &forward) {
-            (Some(p), _) => connect_via(&p.authority, &target).await,
-            (None, Some(p)) => TcpStream::connect(&p.authority)
-                .await
-                .map_err(HttpError::Connect),
-            (None, None) => TcpStream::connect(&target)
-                .await
-                .map_err(HttpError::Connect),
-        }
-    })
-    .await
-    .map_err(|_| HttpError::ConnectionTimeout)??;
-
-    let (stream, h2): (Box<dyn Stream>, bool) = if use_tls {
-        let name = ServerName::try_from(
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-        )
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let tls = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-            .map_err(HttpError::Tls)?;
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        (Box::new(tls), h2)
-    } else {
-        (Box::new(tcp), false)
+    let origin = Origin {
+        target: target.clone(),
+        tls: use_tls,
+        verified,
+        via: tunnel
+            .as_ref()
+            .or(forward.as_ref())
+            .map(|p| p.authority.clone()),
+    };
+    let way = Way {
+        host: &host,
+        target: &target,
+        tls: use_tls.then_some(tls),
+        tunnel: tunnel.as_ref(),
+        forward: forward.as_ref(),
     };
 
-    // The request line carries only the path; scheme and host are for a
-    // proxy forwarding plain HTTP, which gets the absolute form.
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    if forward.is_none() {
-        *req.uri_mut() = http::Uri::builder()
-            .path_and_query(path)
-            .build()
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    let mut reuse = true;
+    loop {
+        let pooled = if reuse { pool.take(&origin) } else { None };
+        let (sender, fresh) = match pooled {
+            Some(sender) => (sender, None),
+            None => {
+                let gate = pool.opening(&origin);
+                let _opening = match &gate {
+                    Some(g) => Some(g.lock().await),
+                    None => None,
+                };
+                // Another request may have opened an HTTP/2 connection meanwhile.
+                match pool.take(&origin).filter(|_| reuse) {
+                    Some(sender) => (sender, None),
+                    None => {
+                        let (sender, task) = tokio::time::timeout(connect_timeout, way.open())
+                            .await
+                            .map_err(|_| HttpError::ConnectionTimeout)??;
+                        pool.opened(&origin, &sender);
+                        (sender, Some(task))
+                    }
+                }
+            }
+        };
+        shape(&mut req, &uri, sender.is_h2(), forward.is_some())?;
+        let sent = match sender {
+            Sender::H1(mut s) => {
+                let response = s.try_send_request(req);
+                pool.put_back(&origin, s);
+                tokio::time::timeout(first_byte, response).await
+            }
+            Sender::H2(mut s) => tokio::time::timeout(first_byte, s.try_send_request(req)).await,
+        };
+        let mut failed = match sent.map_err(|_| HttpError::ConnectionReadTimeout)? {
+            Ok(response) => {
+                let response = response.map(|inner| {
+                    Quiet {
+                        inner,
+                        limit: between,
+                        timer: Box::pin(tokio::time::sleep(between)),
+                    }
+                    .boxed_unsync()
+                });
+                return Ok((response, Box::new(async { Ok(()) })));
+            }
+            Err(failed) => failed,
+        };
+        match (fresh, failed.take_message()) {
+            (None, Some(unsent)) if reuse => {
+                req = unsent;
+                reuse = false;
+            }
+            (None, _) => return Err(tls_alert_or(failed.into_error())),
+            (Some(conn), _) => {
+                // The connection's own failure says more (a TLS alert the
+                // server sent after the handshake) than the request's.
+                let e = failed.into_error();
+                let why = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                return Err(match why {
+                    Ok(Ok(Err(conn_err))) => match tls_alert_or(conn_err) {
+                        tls @ HttpError::Tls(_) => tls,
+                        _ => tls_alert_or(e),
+                    },
+                    _ => tls_alert_or(e),
+                });
+            }
+        }
     }
-    if h2 {
-        // HTTP/2 takes the authority from the URI, not a Host header.
-        *req.uri_mut() = http::Uri::builder()
+}
+
+/// How a new connection to one origin is made.
+struct Way<'a> {
+    host: &'a str,
+    target: &'a str,
+    tls: Option<Arc<ClientConfig>>,
+    tunnel: Option<&'a Proxy>,
+    forward: Option<&'a Proxy>,
+}
+
+impl Way<'_> {
+    /// Connects, handshakes (TLS, then HTTP/2 if ALPN chose it) and starts
+    /// the connection's task, whose result tells why it ended.
+    async fn open(&self) -> Result<(Sender, JoinHandle<hyper::Result<()>>), HttpError> {
+        let tcp = match (self.tunnel, self.forward) {
+            (Some(p), _) => connect_via(&p.authority, self.target).await?,
+            (None, Some(p)) => TcpStream::connect(&p.authority)
+                .await
+                .map_err(HttpError::Connect)?,
+            (None, None) => TcpStream::connect(self.target)
+                .await
+                .map_err(HttpError::Connect)?,
+        };
+        let (stream, h2): (Box<dyn Stream>, bool) = match &self.tls {
+            Some(config) => {
+                let name = ServerName::try_from(
+                    self.host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string(),
+                )
+                .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(HttpError::Tls)?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                (Box::new(tls), h2)
+            }
+            None => (Box::new(tcp), false),
+        };
+        let io = TokioIo::new(stream);
+        Ok(if h2 {
+            let (sender, conn) = hyper::client::conn::http2::Builder::new(Executor)
+                .handshake(io)
+                .await
+                .map_err(HttpError::from)?;
+            (Sender::H2(sender), tokio::spawn(conn))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(HttpError::from)?;
+            (Sender::H1(sender), tokio::spawn(conn))
+        })
+    }
+}
+
+/// Gives `req` the target form its connection wants: the path for HTTP/1.1,
+/// the absolute URI for a proxy forwarding plain HTTP, and for HTTP/2 the
+/// absolute URI without a Host header (the authority comes from the URI).
+fn shape(
+    req: &mut http::Request<WasiBody>,
+    uri: &http::Uri,
+    h2: bool,
+    forward: bool,
+) -> Result<(), HttpError> {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    *req.uri_mut() = if h2 {
+        req.headers_mut().remove(http::header::HOST);
+        http::Uri::builder()
             .scheme("https")
             .authority(uri.authority().map(|a| a.as_str()).unwrap_or_default())
             .path_and_query(path)
             .build()
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        req.headers_mut().remove(http::header::HOST);
-    }
-
-    let io = TokioIo::new(stream);
-    let (response, conn) = if h2 {
-        let (mut sender, conn) = hyper::client::conn::http2::Builder::new(Executor)
-            .handshake(io)
-            .await
-            .map_err(HttpError::from)?;
-        let conn = tokio::spawn(conn);
-        (
-            tokio::time::timeout(first_byte, sender.send_request(req)).await,
-            conn,
-        )
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?
+    } else if forward {
+        uri.clone()
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(HttpError::from)?;
-        let conn = tokio::spawn(conn);
-        (
-            tokio::time::timeout(first_byte, sender.send_request(req)).await,
-            conn,
-        )
+        http::Uri::builder()
+            .path_and_query(path)
+            .build()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?
     };
-    let response = match response.map_err(|_| HttpError::ConnectionReadTimeout)? {
-        Ok(r) => r,
-        Err(e) => {
-            // The connection's own failure says more (a TLS alert the
-            // server sent after the handshake) than the request's.
-            let why = tokio::time::timeout(Duration::from_secs(1), conn).await;
-            return Err(match why {
-                Ok(Ok(Err(conn_err))) => match tls_alert_or(conn_err) {
-                    tls @ HttpError::Tls(_) => tls,
-                    _ => tls_alert_or(e),
-                },
-                _ => tls_alert_or(e),
-            });
-        }
-    };
-    let response = response.map(|inner| {
-        Quiet {
-            inner,
-            limit: between,
-            timer: Box::pin(tokio::time::sleep(between)),
-        }
-        .boxed_unsync()
-    });
-    Ok((response, Box::new(async { Ok(()) })))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod attach;
 pub mod auth;
 pub mod docker_save;
 pub mod faults;
+pub mod relay;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -107,10 +108,12 @@ impl Registry {
             ),
         )
         .expect("write registry config");
+        // Its access log (stdout) names each request's protocol.
+        let log = std::fs::File::create(dir.path().join("access.log")).expect("access log");
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&file)
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry (apt-get install docker-registry)");
@@ -148,6 +151,12 @@ impl Registry {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The requests served so far, one line each in the Combined Log Format
+    /// (`"GET /v2/ HTTP/2.0" 200 …`).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     fn base(&self) -> String {

@@ -53,6 +53,14 @@ pub struct Registry {
     retries: u32,
 }
 
+thread_local! {
+    /// Per registry authority (and whether plain HTTP may be tried), the
+    /// base URL whose scheme answered and the challenge `/v2/` gave: the
+    /// registry's, whichever role asks. Kept for the component's life.
+    static DISCOVERED: RefCell<HashMap<(String, bool), (Url, Auth)>> =
+        RefCell::new(HashMap::new());
+}
+
 /// Whether `registry` (host[:port]) is on this machine, where docker allows
 /// plain HTTP.
 pub fn is_loopback(registry: &str) -> bool {
@@ -135,9 +143,17 @@ impl Registry {
             .clone()
     }
 
-    /// Finds the scheme that works and what auth `/v2/` asks for.
+    /// Finds the scheme that works and what auth `/v2/` asks for, once per
+    /// registry: clients in other roles reuse what the first one learned.
     fn connect(&self) -> Result<Url> {
         if let Some(base) = self.base.borrow().clone() {
+            return Ok(base);
+        }
+        let key = (self.authority.clone(), self.allow_plain);
+        let known = DISCOVERED.with(|d| d.borrow().get(&key).cloned());
+        if let Some((base, auth)) = known {
+            *self.auth.borrow_mut() = auth;
+            *self.base.borrow_mut() = Some(base.clone());
             return Ok(base);
         }
         let try_scheme =
@@ -209,6 +225,8 @@ impl Registry {
             *self.auth.borrow_mut() = self.auth_from(&resp);
         }
         *self.base.borrow_mut() = Some(base.clone());
+        let learned = (base.clone(), self.auth.borrow().clone());
+        DISCOVERED.with(|d| d.borrow_mut().insert(key, learned));
         Ok(base)
     }
 
