@@ -243,7 +243,9 @@ fn pushes_recover_from_broken_uploads_and_never_tag_on_failure() {
     let proxy = FaultProxy::start(
         dest.port,
         vec![
-            // A chunk lands but its answer is lost: resume from the registry's offset.
+            // A chunk lands but its answer is lost: distribution will not say
+            // how far it got (the upload state names the old offset), so the
+            // upload starts over.
             Rule::new("PATCH", "/blobs/uploads/", 1, Fault::NoAnswer),
             // A monolithic upload fails: start over.
             Rule::new("PUT", "digest=", 1, Fault::Status(500)),

@@ -1,13 +1,13 @@
 //! HTTP over wasi:http, the guest's only way out: requests wait on wasi:io
-//! pollables (`send_async`), so several can be under way at once; `send`
-//! and `Body`'s `Read` are the blocking forms.
+//! pollables (`send_async`), so several can be under way at once; `Body`'s
+//! `Read` is the blocking form.
 
 use std::io::{self, Read};
 use std::task::Poll;
 
 use url::Url;
 
-use crate::concurrent::{self, block_on, ready, Blocking, PollRead};
+use crate::concurrent::{self, ready, Blocking, PollRead};
 
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
@@ -68,14 +68,36 @@ impl Response {
     }
 }
 
-/// A response body. The stream is a child of the body resource, so it must
-/// be dropped first: field order matters.
-pub struct Body {
+/// A response body, from wherever the transport gets it.
+pub struct Body(Box<dyn PollRead>);
+
+impl Body {
+    /// A body read from `source`.
+    pub fn new(source: impl PollRead + 'static) -> Body {
+        Body(Box::new(source))
+    }
+}
+
+impl PollRead for Body {
+    fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.0.poll_read(buf)
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Blocking(self).read(buf)
+    }
+}
+
+/// A body as wasi:http delivers it. The stream is a child of the body
+/// resource, so it must be dropped first: field order matters.
+struct WasiBody {
     stream: Option<InputStream>,
     _body: Option<IncomingBody>,
 }
 
-impl PollRead for Body {
+impl PollRead for WasiBody {
     fn poll_read(&mut self, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let Some(stream) = &self.stream else {
             return Poll::Ready(Ok(0));
@@ -107,12 +129,6 @@ impl PollRead for Body {
     }
 }
 
-impl Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Blocking(self).read(buf)
-    }
-}
-
 /// Why a request got no response.
 #[derive(Debug)]
 pub enum SendError {
@@ -138,17 +154,8 @@ impl From<String> for SendError {
 }
 
 /// Sends one request, streaming `body` (whose length the caller put in a
-/// `content-length` header), and waits for the response head.
-pub fn send(
-    method: &str,
-    url: &Url,
-    headers: &[(String, String)],
-    body: Option<&mut dyn PollRead>,
-) -> Result<Response, SendError> {
-    block_on(send_async(method, url, headers, body))
-}
-
-/// [`send`], waiting without blocking other transfers.
+/// `content-length` header), and waits for the response head without
+/// blocking other transfers.
 pub async fn send_async(
     method: &str,
     url: &Url,
@@ -243,10 +250,10 @@ pub async fn send_async(
     Ok(Response {
         status,
         headers,
-        body: Body {
+        body: Body::new(WasiBody {
             stream: Some(stream),
             _body: Some(body),
-        },
+        }),
     })
 }
 

@@ -42,8 +42,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     cert_dir: Option<std::path::PathBuf>,
 
-    /// Extra tries after a connection error, a 5xx or a 429, with backoff;
-    /// broken downloads resume with Range, broken chunked uploads where the
+    /// Retries per transfer (a manifest, a blob check, download or upload),
+    /// shared by all its requests, after a connection error, a 5xx, a 429 or
+    /// a 408, with backoff: no request goes more than N+1 times. Broken
+    /// downloads resume with Range, broken chunked uploads where the
     /// registry got to.
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     retry_times: u32,

@@ -219,7 +219,9 @@ impl Builder {
         self
     }
 
-    /// Extra tries after a connection error, a 5xx or a 429 (default 3).
+    /// Retries per transfer, shared by all its requests, after a connection
+    /// error, a 5xx, a 429 or a 408 (default 3): no request goes more than
+    /// N+1 times.
     pub fn retry_times(mut self, n: u32) -> Self {
         self.config.retry_times = n;
         self

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use url::Url;
 
+use super::retry::{retry_after, transient, Budget};
 use super::{challenge, ua, Registry, MAX_TOKEN_BYTES};
 use crate::bindings::imo::incremental::types::{BasicCredential, Credential};
 use crate::concurrent::Ready;
 use crate::error::{Error, Result};
-use crate::http::{self, Response};
+use crate::http::Response;
 
 /// What the registry asked for at `/v2/`.
 #[derive(Debug, Clone)]
@@ -43,7 +44,23 @@ impl Registry {
         Auth::None
     }
 
-    pub(super) fn authorization(&self, scope: &str) -> Result<Option<String>> {
+    /// After a 401: the token for `scope` is stale, and the challenge may
+    /// name another realm or scheme.
+    pub(super) fn renew(&self, scope: &str, resp: &Response) {
+        self.tokens.borrow_mut().remove(scope);
+        let fresh = self.auth_from(resp);
+        if !matches!(fresh, Auth::None) {
+            *self.auth.borrow_mut() = fresh;
+        }
+    }
+
+    /// The `Authorization` value for a request in `scope`, fetching a
+    /// token if the registry wants one and none is cached.
+    pub(super) async fn authorization(
+        &self,
+        scope: &str,
+        budget: &Budget,
+    ) -> Result<Option<String>> {
         let auth = self.auth.borrow().clone();
         match auth {
             Auth::None => Ok(None),
@@ -59,13 +76,21 @@ impl Registry {
                         return Ok(Some(format!("Bearer {token}")));
                     }
                 }
-                let token = self.fetch_token(&realm, service.as_deref(), scope)?;
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), scope, budget)
+                    .await?;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
     }
 
-    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        budget: &Budget,
+    ) -> Result<String> {
         let mut url = Url::parse(realm).map_err(|e| {
             Error::Registry(format!(
                 "registry {} named an invalid token realm {realm:?}: {e}",
@@ -73,7 +98,9 @@ impl Registry {
             ))
         })?;
         let credential = self.credential();
-        let resp = match &credential {
+        // An identity token is exchanged with a form POST; anything else asks
+        // with GET, a password going along as Basic auth.
+        let (method, form, headers) = match &credential {
             Some(Credential::RegistryToken(t)) => return Ok(t.clone()),
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -84,16 +111,16 @@ impl Registry {
                 if let Some(s) = service {
                     form.append_pair("service", s);
                 }
-                let body = form.finish();
-                let headers = [
+                let form = form.finish();
+                let headers = vec![
                     ua(),
                     (
                         "content-type".into(),
                         "application/x-www-form-urlencoded".into(),
                     ),
-                    ("content-length".into(), body.len().to_string()),
+                    ("content-length".into(), form.len().to_string()),
                 ];
-                http::send("POST", &url, &headers, Some(&mut Ready(body.as_bytes())))
+                ("POST", Some(form), headers)
             }
             other => {
                 {
@@ -110,20 +137,32 @@ impl Registry {
                 if let Some(Credential::Basic(b)) = other {
                     headers.push(("authorization".into(), basic(b)));
                 }
-                http::send("GET", &url, &headers, None)
+                ("GET", None, headers)
             }
-        }
-        .map_err(|e| {
-            Error::Network(format!(
-                "cannot reach the token server of {} at {}: {e}",
-                self.name,
-                match (url.host_str(), url.port()) {
-                    (Some(h), Some(p)) => format!("{h}:{p}"),
-                    (h, None) => h.unwrap_or("?").to_string(),
-                    (None, Some(_)) => "?".to_string(),
+        };
+        let resp = loop {
+            let mut body = form.as_deref().map(|f| Ready(f.as_bytes()));
+            let body = body
+                .as_mut()
+                .map(|b| b as &mut dyn crate::concurrent::PollRead);
+            match self.transport.send(method, &url, &headers, body).await {
+                Ok(resp) if transient(resp.status) && budget.retry(retry_after(&resp)).await => {}
+                Ok(resp) => break resp,
+                Err(_) if budget.retry(None).await => {}
+                Err(e) => {
+                    return Err(Error::Network(format!(
+                        "cannot reach the token server of {} at {}: {e}{}",
+                        self.name,
+                        match (url.host_str(), url.port()) {
+                            (Some(h), Some(p)) => format!("{h}:{p}"),
+                            (h, None) => h.unwrap_or("?").to_string(),
+                            (None, Some(_)) => "?".to_string(),
+                        },
+                        budget.after()
+                    )))
                 }
-            ))
-        })?;
+            }
+        };
         if resp.status == 401 || resp.status == 403 {
             return Err(self.unauthorized(""));
         }

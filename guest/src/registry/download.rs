@@ -7,7 +7,10 @@ use std::io::{self, Read};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::{backoff_async, Payload, Registry};
+use std::rc::Rc;
+
+use super::retry::Budget;
+use super::{Payload, Registry};
 use crate::concurrent::PollRead;
 use crate::error::{Error, Result};
 use crate::http::Body;
@@ -19,6 +22,8 @@ type Opening<'a> = Pin<Box<dyn Future<Output = io::Result<Body>> + 'a>>;
 enum State<'a> {
     Opening(Opening<'a>),
     Open(Body),
+    /// Failed for good; the error was returned.
+    Failed,
 }
 
 /// A blob being read, resumed where it broke off. Its request is sent when
@@ -30,17 +35,23 @@ pub struct BlobReader<'a> {
     desc: Descriptor,
     state: State<'a>,
     offset: u64,
-    resumes: u32,
+    budget: Rc<Budget>,
 }
 
 impl Registry {
-    async fn blob_from(&self, repository: &str, desc: &Descriptor, offset: u64) -> Result<Body> {
+    async fn blob_from(
+        &self,
+        repository: &str,
+        desc: &Descriptor,
+        offset: u64,
+        budget: &Budget,
+    ) -> Result<Body> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/blobs/{}", desc.digest);
         let range = [("range".to_string(), format!("bytes={offset}-"))];
         let extra: &[(String, String)] = if offset > 0 { &range } else { &[] };
         let resp = self
-            .request("GET", &path, &scope, extra, Payload::Empty)
+            .request("GET", &path, &scope, extra, Payload::Empty, budget)
             .await?;
         match resp.status {
             200 if offset == 0 => Ok(resp.body),
@@ -86,6 +97,8 @@ impl Registry {
 /// Nothing is sent until it is first read.
 pub fn open<'a>(registry: &'a Registry, repository: &str, desc: &Descriptor) -> BlobReader<'a> {
     let (repo, d) = (repository.to_string(), desc.clone());
+    let budget = Rc::new(registry.budget());
+    let shared = budget.clone();
     BlobReader {
         registry,
         repository: repository.to_string(),
@@ -93,24 +106,31 @@ pub fn open<'a>(registry: &'a Registry, repository: &str, desc: &Descriptor) -> 
         // Errors keep their kind (e.g. not found) inside the io::Error.
         state: State::Opening(Box::pin(async move {
             registry
-                .blob_from(&repo, &d, 0)
+                .blob_from(&repo, &d, 0, &shared)
                 .await
                 .map_err(io::Error::other)
         })),
         offset: 0,
-        resumes: 0,
+        budget,
     }
 }
 
 impl<'a> BlobReader<'a> {
-    /// Asks for the rest of the blob after `failure`, after a backoff.
+    /// Asks for the rest of the blob after `failure`, if the budget allows
+    /// another try, after its backoff.
     fn resume(&mut self, failure: io::Error) -> Opening<'a> {
-        let (registry, tries, offset) = (self.registry, self.resumes, self.offset);
-        let (repo, d) = (self.repository.clone(), self.desc.clone());
+        let (registry, offset) = (self.registry, self.offset);
+        let (repo, d, budget) = (
+            self.repository.clone(),
+            self.desc.clone(),
+            self.budget.clone(),
+        );
         Box::pin(async move {
-            backoff_async(tries, None).await;
+            if !budget.retry(None).await {
+                return Err(failure);
+            }
             registry
-                .blob_from(&repo, &d, offset)
+                .blob_from(&repo, &d, offset, &budget)
                 .await
                 .map_err(|e| io::Error::other(format!("{failure}; resuming failed: {e}")))
         })
@@ -122,11 +142,20 @@ impl PollRead for BlobReader<'_> {
         loop {
             let body = match &mut self.state {
                 State::Open(body) => body,
+                State::Failed => {
+                    return Poll::Ready(Err(io::Error::other(format!(
+                        "blob {} was read after it failed",
+                        self.desc.digest
+                    ))))
+                }
                 State::Opening(request) => {
                     let mut cx = Context::from_waker(Waker::noop());
                     match request.as_mut().poll(&mut cx) {
                         Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Err(e)) => {
+                            self.state = State::Failed;
+                            return Poll::Ready(Err(e));
+                        }
                         Poll::Ready(Ok(body)) => {
                             self.state = State::Open(body);
                             continue;
@@ -151,10 +180,6 @@ impl PollRead for BlobReader<'_> {
                 }
                 Poll::Ready(Err(e)) => e,
             };
-            if self.resumes >= self.registry.retries {
-                return Poll::Ready(Err(failure));
-            }
-            self.resumes += 1;
             self.state = State::Opening(self.resume(failure));
         }
     }

@@ -52,7 +52,9 @@ impl Registry {
             .into_iter()
             .collect();
         for _ in 0..MAX_PAGES {
-            let resp = block_on(self.request("GET", &target, scope, &headers, Payload::Empty))?;
+            let budget = self.budget();
+            let get = self.request("GET", &target, scope, &headers, Payload::Empty, &budget);
+            let resp = block_on(get)?;
             match resp.status {
                 200 => {}
                 404 => return Ok(None),

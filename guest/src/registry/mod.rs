@@ -1,32 +1,43 @@
-//! An OCI distribution client over wasi:http: scheme discovery, Basic and
-//! Bearer auth, manifests and blobs, redirects.
+//! An OCI distribution client in layers: a [`Transport`] at the bottom
+//! (wasi:http in the component, a script in unit tests); above it scheme
+//! discovery, auth (Basic; Bearer anonymous, with a password or an identity
+//! token; one renewal on 401 for every request), the one retry policy
+//! ([`retry`]) and redirects; above that the API calls (manifests, blobs,
+//! uploads, mounts, listings).
 
 mod auth;
 pub use imo_grammar::challenge;
 pub mod download;
+#[cfg(test)]
+mod fake;
 pub mod listing;
+pub mod retry;
+#[cfg(test)]
+mod tests;
+pub mod transport;
 pub mod upload;
 
 use auth::Auth;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use url::Url;
 
 use crate::bindings::imo::incremental::types::{Credential, Role};
-use crate::concurrent::{self, block_on, PollRead, Ready};
+use crate::concurrent::{block_on, PollRead, Ready};
 use crate::digest::{classify_io, Digest, DigestOf};
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
 use crate::manifest::{RawManifest, ACCEPT, MAX_MANIFEST_BYTES};
 use crate::reference::DOCKER_HUB;
+use retry::{retry_after, transient, Backoff, Budget};
+use transport::{Transport, WasiHttp};
 
 const MAX_REDIRECTS: usize = 10;
 pub(super) const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
 const MAX_ERROR_BYTES: u64 = 64 * 1024;
-const MAX_RETRY_AFTER_SECS: u64 = 60;
 const USER_AGENT: &str = concat!("imo/", env!("CARGO_PKG_VERSION"));
 
 /// A request body that can be sent again: streamed bodies go through
@@ -51,6 +62,8 @@ pub struct Registry {
     credential: RefCell<Option<Option<Credential>>>,
     tokens: RefCell<HashMap<String, (String, Option<Instant>)>>,
     retries: u32,
+    backoff: Backoff,
+    transport: Box<dyn Transport>,
 }
 
 thread_local! {
@@ -100,10 +113,21 @@ fn creds_flag(role: Role) -> &'static str {
 }
 
 impl Registry {
-    /// A client for `registry` as written in a reference; `insecure` allows
-    /// plain HTTP to it even if it is not on loopback; `retries` bounds the
-    /// extra tries after a connection error, a 5xx or a 429.
+    /// A client for `registry` as written in a reference, over wasi:http;
+    /// `insecure` allows plain HTTP to it even if it is not on loopback;
+    /// each transfer may retry `retries` times ([`retry`]).
     pub fn new(registry: &str, role: Role, insecure: bool, retries: u32) -> Self {
+        Self::with_transport(registry, role, insecure, retries, Box::new(WasiHttp))
+    }
+
+    /// A client whose requests go through `transport`.
+    pub fn with_transport(
+        registry: &str,
+        role: Role,
+        insecure: bool,
+        retries: u32,
+        transport: Box<dyn Transport>,
+    ) -> Self {
         let authority = if registry == DOCKER_HUB {
             "registry-1.docker.io".to_string()
         } else {
@@ -119,7 +143,14 @@ impl Registry {
             credential: RefCell::new(None),
             tokens: RefCell::new(HashMap::new()),
             retries,
+            backoff: Backoff::default(),
+            transport,
         }
+    }
+
+    /// The retries one transfer may take.
+    pub fn budget(&self) -> Budget {
+        Budget::new(self.retries, self.backoff)
     }
 
     /// The registry's name as the user wrote it.
@@ -145,7 +176,9 @@ impl Registry {
 
     /// Finds the scheme that works and what auth `/v2/` asks for, once per
     /// registry: clients in other roles reuse what the first one learned.
-    fn connect(&self) -> Result<Url> {
+    /// A transient answer to the ping is retried from `budget`; a failed
+    /// connection is not (a wrong address fails at once).
+    async fn connect(&self, budget: &Budget) -> Result<Url> {
         if let Some(base) = self.base.borrow().clone() {
             return Ok(base);
         }
@@ -156,18 +189,7 @@ impl Registry {
             *self.base.borrow_mut() = Some(base.clone());
             return Ok(base);
         }
-        let try_scheme =
-            |scheme: &str| -> Result<(Url, std::result::Result<Response, http::SendError>)> {
-                let base = Url::parse(&format!("{scheme}://{}/", self.authority)).map_err(|e| {
-                    Error::InvalidReference(format!("invalid registry {}: {e}", self.name))
-                })?;
-                let ping = base
-                    .join("v2/")
-                    .map_err(|e| Error::Registry(e.to_string()))?;
-                let resp = http::send("GET", &ping, &[ua()], None);
-                Ok((base, resp))
-            };
-        let (base, resp) = match try_scheme("https")? {
+        let (base, mut resp) = match self.ping("https").await? {
             (base, Ok(resp)) => (base, resp),
             // A certificate problem means the server speaks TLS: plain HTTP is no way out.
             (_, Err(e)) if e.to_string().contains(http::TLS_ALERT) => {
@@ -183,7 +205,7 @@ impl Registry {
                     tls_flag(self.role)
                 )))
             }
-            (_, Err(https_err)) if self.allow_plain => match try_scheme("http")? {
+            (_, Err(https_err)) if self.allow_plain => match self.ping("http").await? {
                 // A TLS server answers plain HTTP with 400: the HTTPS failure
                 // is the one to tell.
                 (_, Ok(resp)) if resp.status == 400 => {
@@ -207,16 +229,12 @@ impl Registry {
                 )))
             }
         };
-        let mut resp = resp;
-        let mut tries = 0;
-        while transient(resp.status) && tries < self.retries {
-            tries += 1;
-            backoff(tries, retry_after(&resp));
-            let ping = base
-                .join("v2/")
-                .map_err(|e| Error::Registry(e.to_string()))?;
-            resp = http::send("GET", &ping, &[ua()], None)
-                .map_err(|e| Error::Network(format!("cannot reach registry {}: {e}", self.name)))?;
+        while transient(resp.status) && budget.retry(retry_after(&resp)).await {
+            let scheme = base.scheme().to_string();
+            resp =
+                self.ping(&scheme).await?.1.map_err(|e| {
+                    Error::Network(format!("cannot reach registry {}: {e}", self.name))
+                })?;
         }
         if transient(resp.status) {
             return Err(self.status_error("GET /v2/", resp));
@@ -230,10 +248,24 @@ impl Registry {
         Ok(base)
     }
 
+    /// `GET /v2/` over `scheme`: the base URL, and the answer or why none came.
+    async fn ping(
+        &self,
+        scheme: &str,
+    ) -> Result<(Url, std::result::Result<Response, http::SendError>)> {
+        let base = Url::parse(&format!("{scheme}://{}/", self.authority))
+            .map_err(|e| Error::InvalidReference(format!("invalid registry {}: {e}", self.name)))?;
+        let ping = base
+            .join("v2/")
+            .map_err(|e| Error::Registry(e.to_string()))?;
+        let resp = self.transport.send("GET", &ping, &[ua()], None).await;
+        Ok((base, resp))
+    }
+
     /// The URL of `target` (a path below the registry root, or an absolute
     /// URL from a `Location`), and the registry's base URL.
-    fn resolve(&self, target: &str) -> Result<(Url, Url)> {
-        let base = self.connect()?;
+    async fn resolve(&self, target: &str, budget: &Budget) -> Result<(Url, Url)> {
+        let base = self.connect(budget).await?;
         let url = base
             .join(target)
             .map_err(|e| Error::Registry(format!("invalid URL {target}: {e}")))?;
@@ -241,8 +273,8 @@ impl Registry {
     }
 
     /// Sends a request for `target` with auth for `scope`. Bodiless
-    /// requests follow redirects; every request is retried after a network
-    /// failure or a transient status, and once after a 401 with a fresh token.
+    /// requests follow redirects; a network failure or a transient status
+    /// is retried from `budget`, a 401 once with a fresh token.
     async fn request(
         &self,
         method: &str,
@@ -250,10 +282,10 @@ impl Registry {
         scope: &str,
         extra: &[(String, String)],
         payload: Payload<'_>,
+        budget: &Budget,
     ) -> Result<Response> {
-        let (url, base) = self.resolve(target)?;
-        let mut fresh_token_tried = false;
-        let mut tries = 0;
+        let (url, base) = self.resolve(target, budget).await?;
+        let mut renewed = false;
         loop {
             let mut headers = vec![ua()];
             headers.extend_from_slice(extra);
@@ -262,7 +294,7 @@ impl Registry {
                 Payload::Empty => headers.push(("content-length".into(), "0".into())),
                 Payload::Bytes(b) => headers.push(("content-length".into(), b.len().to_string())),
             }
-            let auth = self.authorization(scope)?;
+            let auth = self.authorization(scope, budget).await?;
             let sent = match &payload {
                 Payload::Empty => {
                     self.send_following(method, &url, &base, &headers, auth)
@@ -270,33 +302,29 @@ impl Registry {
                 }
                 Payload::Bytes(b) => {
                     let headers = with_auth(headers, auth, &url, &base);
-                    let sent = http::send_async(method, &url, &headers, Some(&mut Ready(*b))).await;
+                    let mut body = Ready(*b);
+                    let sent = self
+                        .transport
+                        .send(method, &url, &headers, Some(&mut body))
+                        .await;
                     self.sent(method, &url, sent)
                 }
             };
             let resp = match sent {
-                Err(Error::Network(_)) if tries < self.retries => {
-                    tries += 1;
-                    backoff_async(tries, None).await;
-                    continue;
-                }
-                Err(Error::Network(msg)) if tries > 0 => {
-                    return Err(Error::Network(format!("{msg} (after {} tries)", tries + 1)))
+                Err(Error::Network(msg)) => {
+                    if budget.retry(None).await {
+                        continue;
+                    }
+                    return Err(Error::Network(format!("{msg}{}", budget.after())));
                 }
                 other => other?,
             };
-            if resp.status == 401 && !fresh_token_tried {
-                fresh_token_tried = true;
-                self.tokens.borrow_mut().remove(scope);
-                let fresh = self.auth_from(&resp);
-                if !matches!(fresh, Auth::None) {
-                    *self.auth.borrow_mut() = fresh;
-                }
+            if resp.status == 401 && !renewed {
+                renewed = true;
+                self.renew(scope, &resp);
                 continue;
             }
-            if transient(resp.status) && tries < self.retries {
-                tries += 1;
-                backoff_async(tries, retry_after(&resp)).await;
+            if transient(resp.status) && budget.retry(retry_after(&resp)).await {
                 continue;
             }
             return self.authorized(method, &url, resp);
@@ -331,38 +359,33 @@ impl Registry {
         })
     }
 
-    /// Sends `method target` with a streamed body of `len` bytes, once.
+    /// Sends `method target` with a streamed body of `len` bytes, once: a
+    /// stream cannot be replayed, so the caller retries (reopening its
+    /// content) and answers a 401, which comes back as a response.
     async fn send_stream(
         &self,
         method: &str,
         target: &str,
         scope: &str,
-        extra: &[(String, String)],
+        (extra, len): (&[(String, String)], u64),
         body: &mut dyn PollRead,
-        len: u64,
+        budget: &Budget,
     ) -> Result<Response> {
-        let (url, headers) = self.prepare_stream(target, scope, extra, len)?;
-        let sent = http::send_async(method, &url, &headers, Some(body)).await;
-        let resp = self.sent(method, &url, sent)?;
-        self.authorized(method, &url, resp)
-    }
-
-    /// Everything a request with a streamed body of `len` bytes needs:
-    /// its URL and headers, auth included. Such a request is sent once
-    /// ([`Registry::send_stream`]): the stream cannot be replayed.
-    fn prepare_stream(
-        &self,
-        target: &str,
-        scope: &str,
-        extra: &[(String, String)],
-        len: u64,
-    ) -> Result<(Url, Vec<(String, String)>)> {
-        let (url, base) = self.resolve(target)?;
+        let (url, base) = self.resolve(target, budget).await?;
         let mut headers = vec![ua()];
         headers.extend_from_slice(extra);
         headers.push(("content-length".into(), len.to_string()));
-        let auth = self.authorization(scope)?;
-        Ok((url.clone(), with_auth(headers, auth, &url, &base)))
+        let auth = self.authorization(scope, budget).await?;
+        let headers = with_auth(headers, auth, &url, &base);
+        let sent = self
+            .transport
+            .send(method, &url, &headers, Some(body))
+            .await;
+        let resp = self.sent(method, &url, sent)?;
+        if resp.status == 401 {
+            return Ok(resp);
+        }
+        self.authorized(method, &url, resp)
     }
 
     async fn send_following(
@@ -382,7 +405,9 @@ impl Registry {
                     h.push(("authorization".into(), a.clone()));
                 }
             }
-            let resp = http::send_async(method, &url, &h, None)
+            let resp = self
+                .transport
+                .send(method, &url, &h, None)
                 .await
                 .map_err(|e| {
                     Error::Network(format!(
@@ -444,7 +469,8 @@ impl Registry {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/manifests/{reference}");
         let accept = [("accept".to_string(), ACCEPT.to_string())];
-        let resp = block_on(self.request("GET", &path, &scope, &accept, Payload::Empty))?;
+        let budget = self.budget();
+        let resp = block_on(self.request("GET", &path, &scope, &accept, Payload::Empty, &budget))?;
         match resp.status {
             200 => {}
             404 => {
@@ -490,47 +516,6 @@ fn with_auth(
     headers
 }
 
-/// Statuses worth another try: overload and server errors.
-fn transient(status: u16) -> bool {
-    status == 429 || status == 408 || (500..600).contains(&status) && status != 501 && status != 505
-}
-
-/// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
-fn retry_after(resp: &Response) -> Option<Duration> {
-    resp.header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_SECS)))
-}
-
-/// Waits before try number `tries` (1-based): exponential with jitter, or
-/// what the server asked for.
-pub(crate) fn backoff(tries: u32, asked: Option<Duration>) {
-    std::thread::sleep(asked.unwrap_or_else(|| backoff_delay(tries, jitter())));
-}
-
-/// [`backoff`] without blocking other transfers.
-pub(crate) async fn backoff_async(tries: u32, asked: Option<Duration>) {
-    concurrent::sleep(asked.unwrap_or_else(|| backoff_delay(tries, jitter()))).await;
-}
-
-/// The exponential part: 250 ms doubling per try, capped at 8 s, plus up to
-/// half of that again from `jitter` (0..1).
-fn backoff_delay(tries: u32, jitter: f64) -> Duration {
-    let base = 250u64
-        .saturating_mul(1 << tries.saturating_sub(1).min(5))
-        .min(8_000);
-    Duration::from_millis(base + (base as f64 * 0.5 * jitter) as u64)
-}
-
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    // std seeds RandomState from the host's wasi:random.
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    (r % 1000) as f64 / 1000.0
-}
-
 pub(super) fn ua() -> (String, String) {
     ("user-agent".into(), USER_AGENT.into())
 }
@@ -562,50 +547,5 @@ fn error_detail(body: &[u8]) -> String {
             format!(": {}", parts.join("; "))
         }
         _ => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_registries() {
-        for r in [
-            "localhost",
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "127.1.2.3",
-            "[::1]:5000",
-            "[::1]",
-        ] {
-            assert!(is_loopback(r), "{r}");
-        }
-        for r in [
-            "example.com",
-            "10.0.0.1:5000",
-            "[::2]:5000",
-            "localhost.example.com",
-        ] {
-            assert!(!is_loopback(r), "{r}");
-        }
-    }
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        assert_eq!(backoff_delay(1, 0.0), Duration::from_millis(250));
-        assert_eq!(backoff_delay(2, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(3, 1.0), Duration::from_millis(1500));
-        assert_eq!(backoff_delay(40, 1.0), Duration::from_millis(12_000));
-        assert!(transient(503) && transient(429) && transient(500));
-        assert!(!transient(501) && !transient(404) && !transient(401));
-    }
-
-    #[test]
-    fn distribution_error_bodies() {
-        let body =
-            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
-        assert_eq!(error_detail(body), ": MANIFEST_UNKNOWN: manifest unknown");
-        assert_eq!(error_detail(b"<html>"), "");
     }
 }

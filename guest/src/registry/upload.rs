@@ -6,7 +6,8 @@ use std::task::Poll;
 
 use url::Url;
 
-use super::{backoff_async, Payload, Registry};
+use super::retry::{retry_after, transient, Budget};
+use super::{Payload, Registry};
 use crate::concurrent::{block_on, Blocking, PollRead};
 use crate::digest::classify_io;
 use crate::error::{Error, Result};
@@ -37,8 +38,9 @@ impl Registry {
     /// Whether `repository` holds blob `digest` (the authoritative HEAD check).
     pub async fn blob_exists(&self, repository: &str, digest: &str, scope: &str) -> Result<bool> {
         let path = format!("v2/{repository}/blobs/{digest}");
+        let budget = self.budget();
         let resp = self
-            .request("HEAD", &path, scope, &[], Payload::Empty)
+            .request("HEAD", &path, scope, &[], Payload::Empty, &budget)
             .await?;
         match resp.status {
             200 => Ok(true),
@@ -58,15 +60,16 @@ impl Registry {
             .append_pair("mount", digest)
             .append_pair("from", from);
         let path = format!("{}?{}", &target.path()[1..], target.query().unwrap_or(""));
+        let budget = self.budget();
         let resp = self
-            .request("POST", &path, &scope, &[], Payload::Empty)
+            .request("POST", &path, &scope, &[], Payload::Empty, &budget)
             .await?;
         match resp.status {
             201 => Ok(true),
             202 => {
                 // The registry opened a plain upload instead: cancel it.
                 if let Ok(loc) = self.location(&resp, "a mount") {
-                    let cancel = self.request("DELETE", &loc, &scope, &[], Payload::Empty);
+                    let cancel = self.request("DELETE", &loc, &scope, &[], Payload::Empty, &budget);
                     let _ = cancel.await;
                 }
                 Ok(false)
@@ -76,11 +79,11 @@ impl Registry {
         }
     }
 
-    async fn start_upload(&self, repository: &str, what: &str) -> Result<String> {
+    async fn start_upload(&self, repository: &str, what: &str, budget: &Budget) -> Result<String> {
         let start = format!("v2/{repository}/blobs/uploads/");
         let scope = push_scope(repository);
         let resp = self
-            .request("POST", &start, &scope, &[], Payload::Empty)
+            .request("POST", &start, &scope, &[], Payload::Empty, budget)
             .await?;
         if resp.status != 202 {
             return Err(self.status_error(&format!("starting the {what}"), resp));
@@ -88,7 +91,6 @@ impl Registry {
         self.location(&resp, &format!("starting the {what}"))
     }
 
-    /// How many bytes an upload holds (`Range: 0-N`), and where it continues.
     /// How many bytes of the upload at `location` the registry holds, and
     /// where to send the next part. From `Range: 0-END` that is END + 1,
     /// except that distribution answers `0-0` both for an empty upload and
@@ -99,9 +101,10 @@ impl Registry {
         location: &str,
         scope: &str,
         zero_is_one: bool,
+        budget: &Budget,
     ) -> Result<(u64, String)> {
         let resp = self
-            .request("GET", location, scope, &[], Payload::Empty)
+            .request("GET", location, scope, &[], Payload::Empty, budget)
             .await?;
         if resp.status != 204 {
             return Err(self.status_error("the status of an upload", resp));
@@ -119,15 +122,10 @@ impl Registry {
         Ok((held, next))
     }
 
-    /// A 201, or an error: a transient status counts as a network failure,
-    /// so the upload is tried again.
+    /// A 201 (or 204), or the registry's error.
     fn expect_created(&self, resp: Response, what: &str) -> Result<()> {
         match resp.status {
             201 | 204 => Ok(()),
-            s if super::transient(s) => match self.status_error(&format!("the {what}"), resp) {
-                Error::Registry(m) => Err(Error::Network(m)),
-                other => Err(other),
-            },
             _ => Err(self.status_error(&format!("the {what}"), resp)),
         }
     }
@@ -143,7 +141,8 @@ impl Registry {
         let headers = [("content-type".to_string(), manifest.media_type.clone())];
         let scope = push_scope(repository);
         let body = Payload::Bytes(&manifest.bytes);
-        let resp = block_on(self.request("PUT", &path, &scope, &headers, body))?;
+        let budget = self.budget();
+        let resp = block_on(self.request("PUT", &path, &scope, &headers, body, &budget))?;
         let what = format!(
             "manifest {} as {}/{repository}:{reference}",
             manifest.digest, self.name
@@ -161,7 +160,10 @@ pub type Content<'c> = Box<dyn PollRead + 'c>;
 /// Uploads blob `desc`, whose content `open` yields from the start: in one
 /// PUT up to `chunk` bytes, in PATCH chunks beyond. A broken monolithic
 /// upload starts over; a broken chunked one asks the registry how far it
-/// got and goes on from there. Waits without blocking other transfers.
+/// got and goes on from there, or starts over if the registry will not say;
+/// every retry comes from one [`Budget`]. A 401
+/// is answered once with a fresh token, then the upload starts over or
+/// resumes. Waits without blocking other transfers.
 pub async fn upload<'c>(
     registry: &Registry,
     repository: &str,
@@ -173,128 +175,231 @@ pub async fn upload<'c>(
         "upload of blob {} to {}/{repository}",
         desc.digest, registry.name
     );
-    let retries = registry.retries;
-    let mut tries = 0;
-    loop {
-        let result = if desc.size > chunk.max(1) {
-            upload_chunked(registry, repository, desc, open, chunk.max(1), &what).await
+    let budget = registry.budget();
+    let up = Upload {
+        registry,
+        repository,
+        desc,
+        what: &what,
+        budget: &budget,
+        scope: push_scope(repository),
+    };
+    if desc.size > chunk.max(1) {
+        up.chunked(open, chunk.max(1)).await
+    } else {
+        up.whole(open).await
+    }
+}
+
+/// One blob's upload and its retries.
+struct Upload<'u> {
+    registry: &'u Registry,
+    repository: &'u str,
+    desc: &'u Descriptor,
+    what: &'u str,
+    budget: &'u Budget,
+    scope: String,
+}
+
+/// What a streamed part's answer means for the upload.
+enum Outcome {
+    /// Accepted: the response.
+    Done(Response),
+    /// Worth another try (from the budget, unless `free`), after `asked`.
+    Again {
+        why: String,
+        asked: Option<std::time::Duration>,
+        free: bool,
+    },
+}
+
+impl Upload<'_> {
+    /// Classifies the answer to a streamed PUT or PATCH; `renewed` says
+    /// whether this upload already answered a 401.
+    fn outcome(&self, sent: Result<Response>, renewed: &mut bool) -> Result<Outcome> {
+        match sent {
+            Err(Error::Network(why)) => Ok(Outcome::Again {
+                why,
+                asked: None,
+                free: false,
+            }),
+            Err(other) => Err(other),
+            Ok(resp) if resp.status == 401 && !*renewed => {
+                *renewed = true;
+                self.registry.renew(&self.scope, &resp);
+                Ok(Outcome::Again {
+                    why: "the token expired".into(),
+                    asked: None,
+                    free: true,
+                })
+            }
+            Ok(resp) if resp.status == 401 => Err(self.registry.unauthorized("")),
+            Ok(resp) if transient(resp.status) => Ok(Outcome::Again {
+                asked: retry_after(&resp),
+                why: self
+                    .registry
+                    .status_error(&format!("the {}", self.what), resp)
+                    .to_string(),
+                free: false,
+            }),
+            Ok(resp) => Ok(Outcome::Done(resp)),
+        }
+    }
+
+    /// Whether to go on after `why`: a free try, or one from the budget.
+    async fn again(
+        &self,
+        why: String,
+        asked: Option<std::time::Duration>,
+        free: bool,
+    ) -> Result<()> {
+        if free || self.budget.retry(asked).await {
+            Ok(())
         } else {
-            upload_whole(registry, repository, desc, open, &what).await
-        };
-        match result {
-            Err(Error::Network(_)) if tries < retries => {
-                tries += 1;
-                backoff_async(tries, None).await;
-            }
-            other => return other,
+            Err(Error::Network(format!("{why}{}", self.budget.after())))
         }
     }
-}
 
-async fn upload_whole<'c>(
-    registry: &Registry,
-    repository: &str,
-    desc: &Descriptor,
-    open: &dyn Fn() -> Result<Content<'c>>,
-    what: &str,
-) -> Result<()> {
-    let location = registry.start_upload(repository, what).await?;
-    let url = with_digest(&location, &desc.digest.to_string());
-    let mut content = open()?;
-    let scope = push_scope(repository);
-    let resp = registry
-        .send_stream("PUT", &url, &scope, &[octets()], &mut content, desc.size)
-        .await?;
-    registry.expect_created(resp, what)
-}
-
-async fn upload_chunked<'c>(
-    registry: &Registry,
-    repository: &str,
-    desc: &Descriptor,
-    open: &dyn Fn() -> Result<Content<'c>>,
-    chunk: u64,
-    what: &str,
-) -> Result<()> {
-    let scope = push_scope(repository);
-    let retries = registry.retries;
-    let mut location = registry.start_upload(repository, what).await?;
-    let mut content = open()?;
-    let mut offset = 0;
-    let mut resumes = 0;
-    // Set once a part sent at offset 0 was refused with 416 after a resume.
-    let mut zero_is_one = false;
-    while offset < desc.size {
-        let n = chunk.min(desc.size - offset);
-        let range = (
-            "content-range".to_string(),
-            format!("{offset}-{}", offset + n - 1),
-        );
-        let mut part = Take::new(&mut content, n);
-        let headers = [octets(), range];
-        let sent = registry
-            .send_stream("PATCH", &location, &scope, &headers, &mut part, n)
-            .await;
-        let lost = match sent {
-            Err(Error::Network(e)) => Some(e),
-            // The registry holds another amount than the part assumed (an
-            // ambiguous `0-0` read as empty): ask again.
-            Ok(resp) if resp.status == 416 && resumes > 0 => {
-                zero_is_one |= offset == 0;
-                Some(
-                    registry
-                        .status_error(&format!("a chunk of the {what}"), resp)
-                        .to_string(),
+    async fn whole<'c>(&self, open: &dyn Fn() -> Result<Content<'c>>) -> Result<()> {
+        let mut renewed = false;
+        loop {
+            let location = self
+                .registry
+                .start_upload(self.repository, self.what, self.budget)
+                .await?;
+            let url = with_digest(&location, &self.desc.digest.to_string());
+            let mut content = open()?;
+            let sent = self
+                .registry
+                .send_stream(
+                    "PUT",
+                    &url,
+                    &self.scope,
+                    (&[octets()], self.desc.size),
+                    &mut content,
+                    self.budget,
                 )
+                .await;
+            match self.outcome(sent, &mut renewed)? {
+                Outcome::Done(resp) => return self.registry.expect_created(resp, self.what),
+                Outcome::Again { why, asked, free } => self.again(why, asked, free).await?,
             }
-            Ok(resp) => {
-                if resp.status != 202 {
-                    return Err(registry.status_error(&format!("a chunk of the {what}"), resp));
+        }
+    }
+
+    async fn chunked<'c>(&self, open: &dyn Fn() -> Result<Content<'c>>, chunk: u64) -> Result<()> {
+        let (registry, desc) = (self.registry, self.desc);
+        let mut location = registry
+            .start_upload(self.repository, self.what, self.budget)
+            .await?;
+        let mut content = open()?;
+        let mut offset = 0;
+        let mut resumed = false;
+        let mut renewed = false;
+        // Set once a part sent at offset 0 was refused with 416 after a resume.
+        let mut zero_is_one = false;
+        while offset < desc.size {
+            let n = chunk.min(desc.size - offset);
+            let range = (
+                "content-range".to_string(),
+                format!("{offset}-{}", offset + n - 1),
+            );
+            let mut part = Take::new(&mut content, n);
+            let headers = [octets(), range];
+            let sent = registry
+                .send_stream(
+                    "PATCH",
+                    &location,
+                    &self.scope,
+                    (&headers, n),
+                    &mut part,
+                    self.budget,
+                )
+                .await;
+            let (why, asked, free) = match self.outcome(sent, &mut renewed)? {
+                // The registry holds another amount than the part assumed (an
+                // ambiguous `0-0` read as empty): ask again.
+                Outcome::Done(resp) if resp.status == 416 && resumed => {
+                    zero_is_one |= offset == 0;
+                    let why = registry.status_error(&format!("a chunk of the {}", self.what), resp);
+                    (why.to_string(), None, false)
                 }
-                location = registry.location(&resp, &format!("a chunk of the {what}"))?;
-                offset += n;
-                None
-            }
-            Err(other) => return Err(other),
-        };
-        if let Some(e) = lost {
-            if resumes >= retries {
-                return Err(Error::Network(e));
-            }
+                Outcome::Done(resp) => {
+                    if resp.status != 202 {
+                        return Err(
+                            registry.status_error(&format!("a chunk of the {}", self.what), resp)
+                        );
+                    }
+                    location =
+                        registry.location(&resp, &format!("a chunk of the {}", self.what))?;
+                    offset += n;
+                    continue;
+                }
+                Outcome::Again { why, asked, free } => (why, asked, free),
+            };
+            self.again(why, asked, free).await?;
             // Ask how far the registry got, then read again up to there.
-            resumes += 1;
-            backoff_async(resumes, None).await;
-            let (at, next) = registry
-                .upload_status(&location, &scope, zero_is_one)
-                .await
-                .map_err(|_| Error::Network(e))?;
-            location = next;
+            // distribution refuses the question once a part landed whose
+            // answer was lost (the upload's `_state` names the old offset):
+            // then the upload starts over.
             content = open()?;
-            skip(&mut content, at, desc)?;
-            offset = at;
+            match registry
+                .upload_status(&location, &self.scope, zero_is_one, self.budget)
+                .await
+            {
+                Ok((at, next)) => {
+                    resumed = true;
+                    location = next;
+                    skip(&mut content, at, desc)?;
+                    offset = at;
+                }
+                Err(Error::Registry(_) | Error::NotFound(_)) => {
+                    location = registry
+                        .start_upload(self.repository, self.what, self.budget)
+                        .await?;
+                    (offset, resumed, zero_is_one) = (0, false, false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // The verifying reader checks the digest when it reaches the end.
+        let mut end = [0u8; 1];
+        match Blocking(&mut content).read(&mut end) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(Error::DigestMismatch(format!(
+                    "blob {} is larger than its descriptor's {} bytes",
+                    desc.digest, desc.size
+                )))
+            }
+            Err(e) => {
+                return Err(classify_io(e, |e| {
+                    Error::Io(format!("reading blob {}: {e}", desc.digest))
+                }))
+            }
+        }
+        let digest = desc.digest.to_string();
+        let url = with_digest(&location, &digest);
+        let put = match registry
+            .request("PUT", &url, &self.scope, &[], Payload::Empty, self.budget)
+            .await
+        {
+            Ok(resp) => registry.expect_created(resp, self.what),
+            Err(e) => Err(e),
+        };
+        match put {
+            // A retried PUT finds the upload gone if an earlier try committed
+            // it and only the answer was lost: the blob itself tells.
+            Err(e) if self.budget.taken() > 0 => {
+                let landed = registry.blob_exists(self.repository, &digest, &self.scope);
+                match landed.await {
+                    Ok(true) => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            done => done,
         }
     }
-    // The verifying reader checks the digest when it reaches the end.
-    let mut end = [0u8; 1];
-    match Blocking(&mut content).read(&mut end) {
-        Ok(0) => {}
-        Ok(_) => {
-            return Err(Error::DigestMismatch(format!(
-                "blob {} is larger than its descriptor's {} bytes",
-                desc.digest, desc.size
-            )))
-        }
-        Err(e) => {
-            return Err(classify_io(e, |e| {
-                Error::Io(format!("reading blob {}: {e}", desc.digest))
-            }))
-        }
-    }
-    let url = with_digest(&location, &desc.digest.to_string());
-    let resp = registry
-        .request("PUT", &url, &scope, &[], Payload::Empty)
-        .await?;
-    registry.expect_created(resp, what)
 }
 
 /// At most `left` bytes of a stream.
