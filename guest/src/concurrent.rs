@@ -63,6 +63,21 @@ pub async fn ready(subscribe: impl Fn() -> Pollable) {
     .await
 }
 
+/// Lets the other transfers run once: pending on the first poll without a
+/// pollable, so the runner waits on theirs and polls this again after.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|_| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Waits `d` without blocking other transfers.
 pub async fn sleep(d: Duration) {
     #[cfg(target_arch = "wasm32")]

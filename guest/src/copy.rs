@@ -82,7 +82,12 @@ fn mount_sources(dest: &Transport, plan: &Plan, opts: &TransferOptions) -> Vec<R
 
 /// Copies the image `src` names to `dest`.
 pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Result<PushReport> {
-    let source = source::open(src, Role::Final, !opts.src_tls_verify, opts.retry_times)?;
+    let source = source::open(
+        src,
+        Role::Final,
+        !opts.src_tls_verify,
+        (opts.retry_times, opts.jobs),
+    )?;
     let want = opts
         .platform
         .clone()
@@ -99,7 +104,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
             Transport::Registry(r.clone()),
             Role::Destination,
             !opts.dest_tls_verify,
-            opts.retry_times,
+            (opts.retry_times, opts.jobs),
         )?),
         Transport::Layout { path, .. } => source::open(
             Transport::Layout {
@@ -108,7 +113,7 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
             },
             Role::Destination,
             false,
-            0,
+            (0, 1),
         )
         .ok(),
         _ => None,

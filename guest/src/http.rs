@@ -56,15 +56,28 @@ impl Response {
     }
 
     /// Reads at most `limit` bytes of body; more is an error.
-    pub fn read_limited(mut self, limit: u64) -> io::Result<Vec<u8>> {
+    pub fn read_limited(self, limit: u64) -> io::Result<Vec<u8>> {
+        concurrent::block_on(self.read_limited_async(limit))
+    }
+
+    /// [`Response::read_limited`], waiting without blocking other transfers.
+    pub async fn read_limited_async(mut self, limit: u64) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        (&mut self.body).take(limit + 1).read_to_end(&mut out)?;
-        if out.len() as u64 > limit {
-            return Err(io::Error::other(format!(
-                "response body larger than {limit} bytes"
-            )));
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match concurrent::read(&mut self.body, &mut buf).await {
+                Ok(0) => return Ok(out),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if (out.len() + n) as u64 > limit {
+                return Err(io::Error::other(format!(
+                    "response body larger than {limit} bytes"
+                )));
+            }
+            out.extend_from_slice(&buf[..n]);
         }
-        Ok(out)
     }
 }
 

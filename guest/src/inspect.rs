@@ -23,7 +23,7 @@ pub struct Inspection {
 
 /// Inspects `FILE` (an OCI archive) or any transport's image, every platform.
 pub fn inspect(archive: &str) -> Result<Inspection> {
-    let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
+    let source = source::open(Transport::parse_file(archive)?, Role::Final, false, (0, 1))?;
     let mut plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
     plan.attach(source.as_ref(), &Bases::none(), &Filter::all())?;
     plan.find_deltas(source.as_ref())?;

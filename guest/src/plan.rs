@@ -3,7 +3,7 @@
 //! destination must) or foreign. One value shared by pull, plan, inspect,
 //! vet, push and copy, and walked by the copy engine.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::archive::writer::Layout;
 use crate::attach::{self, Attachment, Filter, FOUND_AS, SUBJECT};
@@ -242,6 +242,7 @@ impl Plan {
                 if depth >= MAX_DEPTH {
                     return Err(too_deep(&self.reference));
                 }
+                let mut children = Vec::new();
                 for child_desc in ix.manifests.clone() {
                     // A child listed again is planned once.
                     if !self.walked.insert(child_desc.digest.clone()) {
@@ -253,7 +254,11 @@ impl Plan {
                             self.reference
                         )));
                     }
-                    let child = src.manifest(&child_desc)?;
+                    children.push(child_desc);
+                }
+                // Fetched together: a registry source asks for them at once.
+                let fetched = src.manifests(&children)?;
+                for (child, child_desc) in fetched.into_iter().zip(children) {
                     self.add(src, child, Some(child_desc), depth + 1, decide)?;
                 }
             }
@@ -298,8 +303,19 @@ impl Plan {
         let budget = MAX_DOCUMENTS.saturating_sub(self.walked.len());
         let mut queue: Vec<(Descriptor, usize)> =
             self.manifests.iter().map(|m| (m.descriptor(), 1)).collect();
+        // The image's own manifests are looked up together, up front.
+        let subjects: Vec<Descriptor> = queue.iter().map(|(d, _)| d.clone()).collect();
+        let mut looked_up: HashMap<Digest, Vec<Attachment>> = subjects
+            .iter()
+            .map(|d| d.digest.clone())
+            .zip(source.attachments_of(&subjects)?)
+            .collect();
         while let Some((subject, depth)) = queue.pop() {
-            for a in source.attachments(&subject)? {
+            let found = match looked_up.remove(&subject.digest) {
+                Some(found) => found,
+                None => source.attachments(&subject)?,
+            };
+            for a in found {
                 if !a.wanted(&filter.types) || !seen.insert(a.manifest.digest.clone()) {
                     continue;
                 }

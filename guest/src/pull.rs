@@ -99,9 +99,14 @@ fn open_and_plan(
     };
     let insecure = !opts.tls_verify;
     let base_src = base_ref
-        .map(|b| source::open(b, Role::Base, insecure, opts.retry_times))
+        .map(|b| source::open(b, Role::Base, insecure, (opts.retry_times, opts.jobs)))
         .transpose()?;
-    let final_src = source::open(final_ref, Role::Final, insecure, opts.retry_times)?;
+    let final_src = source::open(
+        final_ref,
+        Role::Final,
+        insecure,
+        (opts.retry_times, opts.jobs),
+    )?;
     let want = opts
         .platform
         .clone()

@@ -72,7 +72,7 @@ fn verify_all(src: &dyn Source, plan: &Plan) -> Result<u32> {
 
 /// Opens an archive argument (`FILE`, or any transport) and plans all of it.
 fn open_archive(archive: &str) -> Result<(Box<dyn Source>, Plan)> {
-    let source = source::open(Transport::parse_file(archive)?, Role::Final, false, 0)?;
+    let source = source::open(Transport::parse_file(archive)?, Role::Final, false, (0, 1))?;
     // Every platform: an archive's content is what it is.
     let mut plan = Plan::build(&Bases::none(), source.as_ref(), true, &Platform::default())?;
     plan.attach(source.as_ref(), &Bases::none(), &Filter::all())?;

@@ -89,7 +89,7 @@ fn open_bases(bases: &[String], opts: &PullOptions) -> Result<Bases> {
                 Transport::parse(b)?,
                 Role::Base,
                 !opts.tls_verify,
-                opts.retry_times,
+                (opts.retry_times, opts.jobs),
             )?;
             out.add(src.as_ref())?;
         }
@@ -138,7 +138,7 @@ fn plan_image(
         Transport::parse(&spec.source)?,
         Role::Final,
         !opts.tls_verify,
-        opts.retry_times,
+        (opts.retry_times, opts.jobs),
     )?;
     let (all, want) = platforms(spec, src.as_ref(), &opts.host_platform)?;
     let mut plan = Plan::build(bases, src.as_ref(), all, &want)?;

@@ -4,7 +4,7 @@
 
 use super::{Access, Committed, Destination, Opener};
 use crate::bindings::imo::incremental::types::Role;
-use crate::concurrent::Task;
+use crate::concurrent::{block_on, Task};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -76,10 +76,8 @@ impl RegistryDestination {
                     let has_api = match api.get(&att.subject) {
                         Some(known) => *known,
                         None => {
-                            let known = self
-                                .registry
-                                .referrers(self.repo(), &att.subject)?
-                                .is_some();
+                            let lookup = self.registry.referrers(self.repo(), &att.subject);
+                            let known = block_on(lookup)?.is_some();
                             api.insert(&att.subject, known);
                             known
                         }
@@ -98,7 +96,8 @@ impl RegistryDestination {
     fn list_referrer(&self, att: &Attachment) -> Result<()> {
         let tag = tag_for(&att.subject, None);
         let shown = format!("{}:{tag}", self.repository_name());
-        let mut index: Value = match self.registry.try_manifest(self.repo(), &tag, &shown)? {
+        let lookup = self.registry.try_manifest(self.repo(), &tag, &shown);
+        let mut index: Value = match block_on(lookup)? {
             Some(m) if matches!(m.parsed, Parsed::Index(_)) => serde_json::from_slice(&m.bytes)
                 .map_err(|e| Error::Registry(format!("{shown} is not usable: {e}")))?,
             Some(_) => {

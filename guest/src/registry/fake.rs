@@ -109,6 +109,15 @@ impl Fake {
         self.log.borrow().clone()
     }
 
+    /// How many pings (`GET /v2/`) were sent.
+    pub fn pings(&self) -> usize {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|s| s.method == "GET" && s.url.ends_with("/v2/"))
+            .count()
+    }
+
     /// How many `method` requests went to a URL containing `url`.
     pub fn count(&self, method: &str, url: &str) -> usize {
         self.log
@@ -150,6 +159,9 @@ impl Transport for Rc<Fake> {
         body: Option<&'a mut dyn PollRead>,
     ) -> Sending<'a> {
         Box::pin(async move {
+            // An answer takes a moment, as over a network: other transfers
+            // run meanwhile.
+            crate::concurrent::yield_now().await;
             let mut sent = Vec::new();
             if let Some(body) = body {
                 Blocking(body)

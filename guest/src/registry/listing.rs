@@ -42,6 +42,18 @@ impl Registry {
         first: String,
         scope: &str,
         what: &str,
+        options: (Option<&str>, bool),
+        items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
+    ) -> Result<Option<Vec<T>>> {
+        block_on(self.pages_async(first, scope, what, options, items))
+    }
+
+    /// [`Registry::pages`], waiting without blocking other transfers.
+    async fn pages_async<T>(
+        &self,
+        first: String,
+        scope: &str,
+        what: &str,
         (accept, lenient): (Option<&str>, bool),
         items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
     ) -> Result<Option<Vec<T>>> {
@@ -54,7 +66,7 @@ impl Registry {
         for _ in 0..MAX_PAGES {
             let budget = self.budget();
             let get = self.request("GET", &target, scope, &headers, Payload::Empty, &budget);
-            let resp = block_on(get)?;
+            let resp = get.await?;
             match resp.status {
                 200 => {}
                 404 => return Ok(None),
@@ -63,7 +75,8 @@ impl Registry {
             }
             let next = resp.header("link").and_then(next_link);
             let body = resp
-                .read_limited(MAX_PAGE_BYTES)
+                .read_limited_async(MAX_PAGE_BYTES)
+                .await
                 .map_err(|e| Error::Network(format!("reading {what} from {}: {e}", self.name)))?;
             out.extend(items(&body).map_err(|e| {
                 Error::Registry(format!(
@@ -133,24 +146,29 @@ impl Registry {
     /// What the referrers API lists for `digest` in `repository`; `None`
     /// where the registry offers no such API (then the fallback tag holds
     /// the list).
-    pub fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
-        self.pages(
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>> {
+        self.pages_async(
             format!("v2/{repository}/referrers/{digest}"),
             &format!("repository:{repository}:pull"),
             &format!("the referrers of {digest}"),
             (Some(OCI_INDEX), true),
             |b| Ok(serde_json::from_slice::<ImageIndex>(b)?.manifests),
         )
+        .await
     }
 
     /// The manifest `reference` of `repository`, or `None` if there is none.
-    pub fn try_manifest(
+    pub async fn try_manifest(
         &self,
         repository: &str,
         reference: &str,
         display: &str,
     ) -> Result<Option<RawManifest>> {
-        match self.manifest(repository, reference, display) {
+        match self.fetch_manifest(repository, reference, display).await {
             Ok(m) => Ok(Some(m)),
             Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),

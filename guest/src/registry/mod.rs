@@ -19,14 +19,14 @@ pub mod upload;
 
 use auth::Auth;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Instant;
 
 use url::Url;
 
 use crate::bindings::imo::incremental::types::{Credential, Role};
-use crate::concurrent::{block_on, PollRead, Ready};
+use crate::concurrent::{self, block_on, PollRead, Ready};
 use crate::digest::{classify_io, Digest, DigestOf};
 use crate::error::{Error, Result};
 use crate::http::{self, Response};
@@ -64,6 +64,17 @@ pub struct Registry {
     retries: u32,
     backoff: Backoff,
     transport: Box<dyn Transport>,
+    /// Set while a transfer finds the scheme and challenge.
+    discovering: Cell<bool>,
+}
+
+/// Clears a flag when dropped, however the future holding it ends.
+struct Unset<'a>(&'a Cell<bool>);
+
+impl Drop for Unset<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 thread_local! {
@@ -145,6 +156,7 @@ impl Registry {
             retries,
             backoff: Backoff::default(),
             transport,
+            discovering: Cell::new(false),
         }
     }
 
@@ -179,9 +191,15 @@ impl Registry {
     /// A transient answer to the ping is retried from `budget`; a failed
     /// connection is not (a wrong address fails at once).
     async fn connect(&self, budget: &Budget) -> Result<Url> {
+        // Transfers starting together wait for the first one's discovery.
+        while self.discovering.get() {
+            concurrent::yield_now().await;
+        }
         if let Some(base) = self.base.borrow().clone() {
             return Ok(base);
         }
+        self.discovering.set(true);
+        let _done = Unset(&self.discovering);
         let key = (self.authority.clone(), self.allow_plain);
         let known = DISCOVERED.with(|d| d.borrow().get(&key).cloned());
         if let Some((base, auth)) = known {
@@ -466,11 +484,22 @@ impl Registry {
         reference: &str,
         display: &str,
     ) -> Result<RawManifest> {
+        block_on(self.fetch_manifest(repository, reference, display))
+    }
+
+    /// [`Registry::manifest`], waiting without blocking other transfers.
+    pub async fn fetch_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        display: &str,
+    ) -> Result<RawManifest> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("v2/{repository}/manifests/{reference}");
         let accept = [("accept".to_string(), ACCEPT.to_string())];
         let budget = self.budget();
-        let resp = block_on(self.request("GET", &path, &scope, &accept, Payload::Empty, &budget))?;
+        let get = self.request("GET", &path, &scope, &accept, Payload::Empty, &budget);
+        let resp = get.await?;
         match resp.status {
             200 => {}
             404 => {
@@ -482,12 +511,15 @@ impl Registry {
             _ => return Err(self.status_error(&format!("manifest {display}"), resp)),
         }
         let content_type = resp.header("content-type").map(str::to_string);
-        let bytes = resp.read_limited(MAX_MANIFEST_BYTES).map_err(|e| {
-            Error::Network(format!(
-                "reading manifest {display} from {}: {e}",
-                self.name
-            ))
-        })?;
+        let bytes = resp
+            .read_limited_async(MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|e| {
+                Error::Network(format!(
+                    "reading manifest {display} from {}: {e}",
+                    self.name
+                ))
+            })?;
         let mut manifest = RawManifest::parse(bytes, content_type.as_deref(), display)?;
         if let Ok(wanted) = Digest::parse(reference) {
             let actual = wanted.same_algorithm_of(&manifest.bytes);

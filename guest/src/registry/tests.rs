@@ -10,7 +10,7 @@ use super::retry::Backoff;
 use super::upload::{upload, Content};
 use super::{download, error_detail, is_loopback, Registry};
 use crate::bindings::imo::incremental::types::{BasicCredential, Credential, Role};
-use crate::concurrent::{block_on, Blocking, Ready};
+use crate::concurrent::{block_on, run_all, Blocking, Ready, Task};
 use crate::error::{Error, Result};
 use crate::manifest::Descriptor;
 
@@ -114,6 +114,20 @@ fn anonymous_tokens_are_fetched_per_repository_scope_and_reused() {
         .map(|s| s.header("authorization").unwrap_or("-").to_string())
         .collect();
     assert_eq!(auths, ["Bearer ta", "Bearer tb", "Bearer ta"]);
+}
+
+#[test]
+fn transfers_starting_together_share_one_discovery() {
+    let fake = Fake::new();
+    fake.ping(ok(b"{}"))
+        .always("GET", "/manifests/", manifest_reply());
+    let reg = client(&fake, "together.test", 0, None);
+    let tags: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
+    let fetches = tags
+        .iter()
+        .map(|t| Box::pin(reg.fetch_manifest("r", t, "r")) as Task<'_, _, Error>);
+    assert_eq!(run_all(4, fetches).expect("manifests").len(), 4);
+    assert_eq!(fake.pings(), 1);
 }
 
 #[test]

@@ -46,6 +46,16 @@ pub trait Source {
     fn attachments(&self, _subject: &Descriptor) -> Result<Vec<Attachment>> {
         Ok(Vec::new())
     }
+    /// The manifests `descs` name, in their order; a source that fetches
+    /// them remotely does so at once.
+    fn manifests(&self, descs: &[Descriptor]) -> Result<Vec<RawManifest>> {
+        descs.iter().map(|d| self.manifest(d)).collect()
+    }
+    /// The attachments of each of `subjects`, in their order; a source that
+    /// looks them up remotely does so at once.
+    fn attachments_of(&self, subjects: &[Descriptor]) -> Result<Vec<Vec<Attachment>>> {
+        subjects.iter().map(|s| self.attachments(s)).collect()
+    }
     /// The delta artifacts it carries (see [`crate::delta`]).
     fn deltas(&self) -> Result<Vec<RawManifest>> {
         Ok(Vec::new())
@@ -66,12 +76,18 @@ pub trait Source {
 }
 
 /// Opens the image `t` names for reading; `insecure` allows plain HTTP to
-/// a registry, `retries` bounds its extra tries.
-pub fn open(t: Transport, role: Role, insecure: bool, retries: u32) -> Result<Box<dyn Source>> {
+/// a registry; `retries` bounds a transfer's retries, `jobs` how many
+/// requests a registry source makes at once.
+pub fn open(
+    t: Transport,
+    role: Role,
+    insecure: bool,
+    (retries, jobs): (u32, u32),
+) -> Result<Box<dyn Source>> {
     Ok(match t {
         Transport::Registry(r) => {
             let reg = Registry::new(r.registry(), role, insecure, retries);
-            Box::new(RegistrySource::new(reg, r))
+            Box::new(RegistrySource::new(reg, r, jobs))
         }
         Transport::Layout { path, tag } => Box::new(LayoutSource::new(
             DirStore::new(&path)?,
