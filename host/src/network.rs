@@ -704,6 +704,9 @@ impl Way<'_> {
                 .await
                 .map_err(HttpError::Connect)?,
         };
+        // A reused connection's request head and body go as separate small
+        // writes: Nagle would hold one back for the peer's delayed ACK.
+        tcp.set_nodelay(true).map_err(HttpError::Connect)?;
         let (stream, h2): (Box<dyn Stream>, bool) = match &self.tls {
             Some(config) => {
                 let name = ServerName::try_from(
