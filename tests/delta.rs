@@ -49,13 +49,18 @@ fn json_of(run: &std::process::Output, what: &str) -> Value {
 
 /// Copies `src/app:v1` to `dest` with skopeo: the far side's BASE.
 fn seed(src: &Registry, dest: &str) {
+    seed_repo(src, "app", dest);
+}
+
+/// Copies `src/REPO:v1` to `dest` with skopeo.
+fn seed_repo(src: &Registry, repo: &str, dest: &str) {
     ok(
         &skopeo(&[
             "copy",
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
             "--preserve-digests",
-            &format!("docker://{}/app:v1", src.host()),
+            &format!("docker://{}/{repo}:v1", src.host()),
             dest,
         ]),
         "skopeo copy v1",
@@ -314,4 +319,123 @@ fn delta_needs_a_base_and_a_medium_that_can_carry_it() {
     ]);
     one_line_failure(&docker, &["docker-archive", "--delta"]);
     assert!(listing(dir.path()).is_empty(), "nothing written");
+}
+
+/// REPO:v1 and REPO:v2 like [`push_versions`], their app content salted so
+/// that repositories differ.
+fn push_pair(reg: &Registry, repo: &str, salt: u8) -> (Pushed, Pushed) {
+    let os = layer(&[("etc/os-release", b"ID=test\n")]);
+    let push = |tag: &str, edited: bool| {
+        let mut app = app_files(edited);
+        app.push(salt);
+        push_image(
+            reg,
+            repo,
+            Some(tag),
+            Flavour::Oci,
+            host_arch(),
+            &[os.clone(), layer(&[("app", &app)])],
+        )
+    };
+    (push("v1", false), push("v2", true))
+}
+
+#[test]
+fn a_set_carries_deltas_against_the_base_image_of_each_repository() {
+    let src = Registry::start();
+    let (app1, app2) = push_pair(&src, "team/app", 1);
+    let (tools1, tools2) = push_pair(&src, "team/tools", 2);
+    let dir = workdir();
+    let set = dir.path().join("set.yaml");
+    std::fs::write(
+        &set,
+        format!(
+            "images:\n  - source: {h}/team/app:v2\n  - source: {h}/team/tools:v2\n",
+            h = src.host()
+        ),
+    )
+    .unwrap();
+    let set = set.to_str().unwrap();
+    let bases = [
+        format!("{}/team/tools:v1", src.host()),
+        format!("{}/team/app:v1", src.host()),
+    ];
+    let (delta_tar, plain_tar) = (dir.path().join("delta.tar"), dir.path().join("plain.tar"));
+    let pull = |out: &Path, delta: bool| {
+        let mut args = vec![
+            "pull", "--set", set, "--base", &bases[0], "--base", &bases[1],
+        ];
+        if delta {
+            args.push("--delta");
+        }
+        args.extend(["-o", out.to_str().unwrap(), "--quiet"]);
+        ok(&imo(&args), "imo pull --set");
+    };
+    pull(&delta_tar, true);
+    pull(&plain_tar, false);
+    let (delta_len, plain_len) = (
+        std::fs::metadata(&delta_tar).unwrap().len(),
+        std::fs::metadata(&plain_tar).unwrap().len(),
+    );
+    assert!(
+        delta_len * 5 < plain_len,
+        "delta set {delta_len} bytes, layer-level {plain_len}"
+    );
+    // Each changed layer crossed as a delta against its own repository's v1.
+    let index: Value =
+        serde_json::from_slice(&read_tar(&std::fs::read(&delta_tar).unwrap())["index.json"])
+            .unwrap();
+    let subjects: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["dev.imo.delta.subject"].as_str())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{index}");
+    let inspected = json_of(
+        &imo(&["--json", "inspect", delta_tar.to_str().unwrap()]),
+        "imo inspect",
+    );
+    for (v1, v2) in [(&app1, &app2), (&tools1, &tools2)] {
+        let image = inspected["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["digest"] == v2.digest)
+            .unwrap_or_else(|| panic!("{} in {inspected}", v2.digest));
+        let blobs = image["images"][0]["blobs"].as_array().unwrap();
+        let app = blobs.iter().find(|b| b["digest"] == v2.layers[1]).unwrap();
+        assert_eq!(app["action"], "delta", "{image}");
+        assert_eq!(app["delta"]["base"], v1.layers[1]);
+    }
+
+    // The far side holds both v1 images below a prefix: push rebuilds both layers.
+    let dest = Registry::start();
+    for repo in ["team/app", "team/tools"] {
+        seed_repo(
+            &src,
+            repo,
+            &format!("docker://{}/mirror/{repo}:v1", dest.host()),
+        );
+    }
+    let prefix = format!("{}/mirror", dest.host());
+    ok(
+        &imo(&["vet", delta_tar.to_str().unwrap(), &prefix]),
+        "vet the set",
+    );
+    ok(
+        &imo(&["push", delta_tar.to_str().unwrap(), &prefix, "--quiet"]),
+        "push the set",
+    );
+    for (repo, v2) in [("team/app", &app2), ("team/tools", &tools2)] {
+        let check = dir.path().join(repo.replace('/', "-"));
+        std::fs::create_dir_all(&check).unwrap();
+        let at = format!("docker://{}/mirror/{repo}:v2", dest.host());
+        assert_eq!(copied_digest(&at, &check), v2.digest);
+        let layer = dest.blob(&format!("mirror/{repo}"), &v2.layers[1]);
+        assert_eq!(
+            layer.map(|b| sha256(&b)).as_deref(),
+            Some(v2.layers[1].as_str())
+        );
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::plan::Plan;
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::source::{self, Transport};
+use crate::source::{self, Source, Transport};
 
 /// Options of a copy, already parsed.
 pub struct TransferOptions {
@@ -80,6 +80,37 @@ fn mount_sources(dest: &Transport, plan: &Plan, opts: &TransferOptions) -> Vec<R
     from
 }
 
+/// Where the layers `plan` ships as deltas are rebuilt from base layers:
+/// the destination read as a source (a registry, or an `oci:` layout that
+/// exists); none when the plan has no deltas.
+pub fn delta_reader(
+    dest: &Transport,
+    plan: &Plan,
+    insecure: bool,
+    (retries, jobs): (u32, u32),
+) -> Result<Option<Box<dyn Source>>> {
+    Ok(match dest {
+        _ if plan.deltas.is_empty() => None,
+        Transport::Registry(r) => Some(source::open(
+            Transport::Registry(r.clone()),
+            Role::Destination,
+            insecure,
+            (retries, jobs),
+        )?),
+        Transport::Layout { path, .. } => source::open(
+            Transport::Layout {
+                path: path.clone(),
+                tag: None,
+            },
+            Role::Destination,
+            false,
+            (0, 1),
+        )
+        .ok(),
+        _ => None,
+    })
+}
+
 /// Copies the image `src` names to `dest`.
 pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Result<PushReport> {
     let source = source::open(
@@ -97,27 +128,12 @@ pub fn transfer(src: Transport, dest: Transport, opts: &TransferOptions) -> Resu
     plan.attach(source.as_ref(), &Bases::none(), &filter)?;
     plan.find_deltas(source.as_ref())?;
     let from = mount_sources(&dest, &plan, opts);
-    // Layers shipped as deltas are rebuilt from base layers read there.
-    let reader = match &dest {
-        _ if plan.deltas.is_empty() => None,
-        Transport::Registry(r) => Some(source::open(
-            Transport::Registry(r.clone()),
-            Role::Destination,
-            !opts.dest_tls_verify,
-            (opts.retry_times, opts.jobs),
-        )?),
-        Transport::Layout { path, .. } => source::open(
-            Transport::Layout {
-                path: path.clone(),
-                tag: None,
-            },
-            Role::Destination,
-            false,
-            (0, 1),
-        )
-        .ok(),
-        _ => None,
-    };
+    let reader = delta_reader(
+        &dest,
+        &plan,
+        !opts.dest_tls_verify,
+        (opts.retry_times, opts.jobs),
+    )?;
     let access = Access {
         tls_verify: opts.dest_tls_verify,
         retry_times: opts.retry_times,

@@ -9,7 +9,8 @@ use crate::archive::reader::ArchiveReader;
 use crate::attach::Filter;
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
-use crate::copy::PushReport;
+use crate::copy::{self, PushReport};
+use crate::delta::{self, LayerDelta, WithData};
 use crate::destination::{self, Access};
 use crate::engine::{self, CopyOptions, LeftOut};
 use crate::error::{Error, MissingBlob, Result};
@@ -78,9 +79,11 @@ pub struct SetReport {
 }
 
 /// Every base: an image or archive (any transport, a set archive's every
-/// image), or `inventory:FILE`.
-fn open_bases(bases: &[String], opts: &PullOptions) -> Result<Bases> {
+/// image), or `inventory:FILE`; and, with `--delta`, the base images kept
+/// open to make deltas against.
+fn open_bases(bases: &[String], opts: &PullOptions) -> Result<(Bases, Vec<Box<dyn Source>>)> {
     let mut out = Bases::none();
+    let mut images = Vec::new();
     for b in bases {
         if let Some(path) = b.strip_prefix("inventory:") {
             out.add_inventory(&Inventory::read(path)?, b)?;
@@ -92,9 +95,44 @@ fn open_bases(bases: &[String], opts: &PullOptions) -> Result<Bases> {
                 (opts.retry_times, opts.jobs),
             )?;
             out.add(src.as_ref())?;
+            if opts.delta {
+                images.push(src);
+            }
         }
     }
-    Ok(out)
+    Ok((out, images))
+}
+
+/// The base image a set image's deltas are made against: the one base image
+/// in the same repository of the same registry, else the only base image
+/// there is; none otherwise (its layers then go whole or left out).
+fn delta_base<'b>(spec: &SetImage, images: &'b [Box<dyn Source>]) -> Option<&'b dyn Source> {
+    let wanted = match Transport::parse(&spec.source) {
+        Ok(Transport::Registry(r)) => Some(r),
+        _ => None,
+    };
+    let same: Vec<&dyn Source> = images
+        .iter()
+        .filter(|b| match (b.registry_reference(), &wanted) {
+            (Some(b), Some(w)) => b.registry() == w.registry() && b.repository() == w.repository(),
+            _ => false,
+        })
+        .map(|b| b.as_ref())
+        .collect();
+    match (same.as_slice(), images) {
+        ([one], _) => Some(*one),
+        // A set archive holds many images: which one is the base is not
+        // said, so it is none.
+        ([], [only]) if only.registry_reference().is_some() || single(only.as_ref()) => {
+            Some(only.as_ref())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `source` holds one image.
+fn single(source: &dyn Source) -> bool {
+    source.images().is_ok_and(|i| i.len() == 1)
 }
 
 /// Whether to take the whole index, and which platform otherwise. Several
@@ -128,12 +166,16 @@ fn platforms(spec: &SetImage, src: &dyn Source, host: &Platform) -> Result<(bool
     }
 }
 
-/// Plans one image of a set against `bases`.
+/// One image of a set: its source, its plan, and the deltas made for it.
+type Planned = (Box<dyn Source>, Plan, Vec<(LayerDelta, Vec<u8>)>);
+
+/// Plans one image of a set against `bases`; with `--delta`, makes deltas
+/// against its base image among `base_images`.
 fn plan_image(
     spec: &SetImage,
-    bases: &Bases,
+    (bases, base_images): (&Bases, &[Box<dyn Source>]),
     opts: &PullOptions,
-) -> Result<(Box<dyn Source>, Plan)> {
+) -> Result<Planned> {
     let src = source::open(
         Transport::parse(&spec.source)?,
         Role::Final,
@@ -143,6 +185,19 @@ fn plan_image(
     let (all, want) = platforms(spec, src.as_ref(), &opts.host_platform)?;
     let mut plan = Plan::build(bases, src.as_ref(), all, &want)?;
     plan.attach(src.as_ref(), bases, &opts.attachments)?;
+    let mut made = Vec::new();
+    if opts.delta {
+        match delta_base(spec, base_images) {
+            Some(base) => {
+                made = delta::make(&plan, base, src.as_ref(), &want)?;
+                plan.use_deltas(made.iter().map(|(d, _)| d.clone()).collect())?;
+            }
+            None => emit(ProgressEvent::Note(format!(
+                "{}: no base image to make deltas against (none in its repository, and not one base image alone): its layers go whole or left out",
+                spec.source
+            ))),
+        }
+    }
     plan.tag = Some(spec.target.clone());
     plan.annotations
         .insert(SOURCE_NAME.to_string(), spec.source.clone());
@@ -155,26 +210,17 @@ fn plan_image(
         plan.annotations
             .insert(MOUNT_FROM.to_string(), list.join(","));
     }
-    Ok((src, plan))
+    Ok((src, plan, made))
 }
 
 /// Plans every image of a set.
-fn plan_all(
-    images: &[SetImage],
-    bases: &[String],
-    opts: &PullOptions,
-) -> Result<Vec<(Box<dyn Source>, Plan)>> {
-    if opts.delta {
-        return Err(Error::Unsupported(
-            "--delta with --set is not built yet: pull the images with deltas one at a time".into(),
-        ));
-    }
-    let bases = open_bases(bases, opts)?;
+fn plan_all(images: &[SetImage], bases: &[String], opts: &PullOptions) -> Result<Vec<Planned>> {
+    let (bases, base_images) = open_bases(bases, opts)?;
     images
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            let planned = plan_image(spec, &bases, opts)?;
+            let planned = plan_image(spec, (&bases, &base_images), opts)?;
             emit(ProgressEvent::Note(format!(
                 "planned {}/{} {} <- {}: {} layer(s) left out",
                 i + 1,
@@ -203,7 +249,7 @@ pub fn plan_set(
     opts: &PullOptions,
 ) -> Result<(Vec<Plan>, u64, crate::archive::writer::Layout)> {
     let planned = plan_all(images, bases, opts)?;
-    let plans: Vec<Plan> = planned.into_iter().map(|(_, p)| p).collect();
+    let plans: Vec<Plan> = planned.into_iter().map(|(_, p, _)| p).collect();
     let refs: Vec<&Plan> = plans.iter().collect();
     let saved = shared_saving(&refs);
     let entries = refs
@@ -234,7 +280,20 @@ pub fn pull_set(
     }
     crate::pull::check_split(&target, opts.split)?;
     let planned = plan_all(images, bases, opts)?;
-    let items: Vec<(&Plan, &dyn Source)> = planned.iter().map(|(s, p)| (p, s.as_ref())).collect();
+    let (sources, plans_made): (Vec<_>, Vec<_>) =
+        planned.into_iter().map(|(s, p, m)| (s, (p, m))).unzip();
+    let (owned_plans, made): (Vec<Plan>, Vec<_>) = plans_made.into_iter().unzip();
+    // Each image's source, with the delta data made for it.
+    let with_data: Vec<WithData> = sources
+        .iter()
+        .zip(made)
+        .map(|(s, m)| WithData::new(s.as_ref(), m))
+        .collect();
+    let items: Vec<(&Plan, &dyn Source)> = owned_plans
+        .iter()
+        .zip(&with_data)
+        .map(|(p, s)| (p, s as &dyn Source))
+        .collect();
     let plans: Vec<&Plan> = items.iter().map(|(p, _)| *p).collect();
     let access = Access {
         tls_verify: true,
@@ -435,13 +494,20 @@ pub fn push_set(
             if opts.attachments {
                 plan.attach(&src, &Bases::none(), &Filter::all())?;
             }
+            plan.find_deltas(&src)?;
+            let reader = copy::delta_reader(
+                &dest,
+                &plan,
+                !opts.tls_verify,
+                (opts.retry_times, opts.jobs),
+            )?;
             let mounts = mount_places(&prefix, entry, &opts.mount_from);
             let options = CopyOptions {
                 jobs: opts.jobs,
                 left_out: LeftOut::Require,
                 reuse_from: &mounts,
                 reuse_included: &landed,
-                dest_source: None,
+                dest_source: reader.as_deref(),
             };
             let r = engine::copy(
                 &plan,
@@ -531,6 +597,7 @@ pub fn vet_set(archive: &str, prefix: &str, opts: &PushOptions) -> Result<Vec<Se
             outcome.destination = dest.to_string();
             let mut plan = Plan::build(&Bases::none(), &src, true, &Platform::default())?;
             plan.attach(&src, &Bases::none(), &Filter::all())?;
+            plan.find_deltas(&src)?;
             let mut target = destination::open(dest, access)?;
             target.begin(&[&plan])?;
             let missing = engine::sweep(&plan, target.as_ref(), opts.jobs)?;

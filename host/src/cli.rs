@@ -248,7 +248,9 @@ struct ImageArgs {
     /// Ship each changed gzip layer as a delta against BASE's layer in its
     /// place where that is under half the layer; push rebuilds the exact
     /// layer from the base layer at the destination (reads the layers).
-    #[arg(long, conflicts_with = "set")]
+    /// With --set, against the --base image in the image's repository, or
+    /// the only base image.
+    #[arg(long)]
     delta: bool,
     #[command(flatten)]
     attach: AttachArgs,
