@@ -161,9 +161,9 @@ pub type Content<'c> = Box<dyn PollRead + 'c>;
 /// PUT up to `chunk` bytes, in PATCH chunks beyond. A broken monolithic
 /// upload starts over; a broken chunked one asks the registry how far it
 /// got and goes on from there, or starts over if the registry will not say;
-/// every retry comes from one [`Budget`]. A 401
-/// is answered once with a fresh token, then the upload starts over or
-/// resumes. Waits without blocking other transfers.
+/// every retry comes from one [`Budget`]. A 401 is answered once with a
+/// fresh token, then the upload starts over or resumes. Waits without
+/// blocking other transfers.
 pub async fn upload<'c>(
     registry: &Registry,
     repository: &str,
