@@ -81,7 +81,7 @@ impl Budget {
         self.taken.get()
     }
 
-    /// `: after N tries` for a message, if a retry was taken.
+    /// ` (after N tries)` for a message, if a retry was taken.
     pub fn after(&self) -> String {
         match self.taken.get() {
             0 => String::new(),
