@@ -45,7 +45,7 @@ impl Registry {
         options: (Option<&str>, bool),
         items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
     ) -> Result<Option<Vec<T>>> {
-        block_on(self.pages_async(first, scope, what, options, items))
+        block_on(self.pages_async(first, scope, what, options, MAX_PAGES, items))
     }
 
     /// [`Registry::pages`], waiting without blocking other transfers.
@@ -55,6 +55,7 @@ impl Registry {
         scope: &str,
         what: &str,
         (accept, lenient): (Option<&str>, bool),
+        max_pages: usize,
         items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
     ) -> Result<Option<Vec<T>>> {
         let mut out = Vec::new();
@@ -63,7 +64,7 @@ impl Registry {
             .map(|a| ("accept".to_string(), a.to_string()))
             .into_iter()
             .collect();
-        for _ in 0..MAX_PAGES {
+        for _ in 0..max_pages {
             let budget = self.budget();
             let get = self.request("GET", &target, scope, &headers, Payload::Empty, &budget);
             let resp = get.await?;
@@ -92,7 +93,7 @@ impl Registry {
             }
         }
         Err(Error::Registry(format!(
-            "{} lists more than {MAX_PAGES} pages for {what}",
+            "{} lists more than {max_pages} pages for {what}",
             self.name
         )))
     }
@@ -125,21 +126,46 @@ impl Registry {
 
     /// Every tag of `repository` (none for an unknown repository).
     pub fn tags(&self, repository: &str) -> Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Tags {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
         Ok(self
             .pages(
                 format!("v2/{repository}/tags/list?n={PAGE}"),
                 &format!("repository:{repository}:pull"),
                 &format!("the tags of {repository}"),
                 (None, false),
-                |b| Ok(serde_json::from_slice::<Tags>(b)?.tags.unwrap_or_default()),
+                tag_names,
             )?
             .unwrap_or_default())
     }
+
+    /// Every tag of `repository` if one page lists them all; `None` where
+    /// the registry will not list them or needs more pages (a caller then
+    /// asks for the tags it wants one by one, which costs less than many
+    /// pages).
+    pub async fn tags_on_one_page(&self, repository: &str) -> Option<Vec<String>> {
+        self.pages_async(
+            format!("v2/{repository}/tags/list?n={PAGE}"),
+            &format!("repository:{repository}:pull"),
+            &format!("the tags of {repository}"),
+            (None, true),
+            1,
+            tag_names,
+        )
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// The names in a page of `tags/list`.
+fn tag_names(body: &[u8]) -> std::result::Result<Vec<String>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Tags {
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+    }
+    Ok(serde_json::from_slice::<Tags>(body)?
+        .tags
+        .unwrap_or_default())
 }
 
 impl Registry {
@@ -151,14 +177,25 @@ impl Registry {
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>> {
-        self.pages_async(
-            format!("v2/{repository}/referrers/{digest}"),
-            &format!("repository:{repository}:pull"),
-            &format!("the referrers of {digest}"),
-            (Some(OCI_INDEX), true),
-            |b| Ok(serde_json::from_slice::<ImageIndex>(b)?.manifests),
-        )
-        .await
+        let listed = self
+            .pages_async(
+                format!("v2/{repository}/referrers/{digest}"),
+                &format!("repository:{repository}:pull"),
+                &format!("the referrers of {digest}"),
+                (Some(OCI_INDEX), true),
+                MAX_PAGES,
+                |b| Ok(serde_json::from_slice::<ImageIndex>(b)?.manifests),
+            )
+            .await?;
+        self.referrers_api.set(Some(listed.is_some()));
+        Ok(listed)
+    }
+
+    /// Whether the registry has a referrers API, once a lookup has told.
+    /// One that has it never answers 404 there (OCI distribution 1.1), so
+    /// one answer holds for every subject.
+    pub fn offers_referrers(&self) -> Option<bool> {
+        self.referrers_api.get()
     }
 
     /// The manifest `reference` of `repository`, or `None` if there is none.

@@ -68,6 +68,8 @@ pub struct Registry {
     transport: Box<dyn Transport>,
     /// Set while a transfer finds the scheme and challenge.
     discovering: Cell<bool>,
+    /// Whether it has a referrers API, once known.
+    referrers_api: Cell<Option<bool>>,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -120,6 +122,7 @@ impl Registry {
             backoff: Backoff::default(),
             transport,
             discovering: Cell::new(false),
+            referrers_api: Cell::new(None),
         }
     }
 

@@ -1,5 +1,8 @@
 //! A registry as a [`Source`].
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+
 use super::Source;
 use crate::attach::{tag_for, Attachment, TAG_KINDS};
 use crate::concurrent::{block_on, run_all, PollRead, Task};
@@ -24,6 +27,9 @@ pub struct RegistrySource {
     reference: Reference,
     /// Lookups made at once (`--jobs`).
     jobs: usize,
+    /// The repository's tags once listed for attachment lookups; inside,
+    /// `None` where one page did not list them all.
+    tags: RefCell<Option<Option<HashSet<String>>>>,
 }
 
 impl RegistrySource {
@@ -33,13 +39,10 @@ impl RegistrySource {
             registry,
             reference,
             jobs: jobs.max(1) as usize,
+            tags: RefCell::new(None),
         }
     }
 }
-
-/// Lookups per subject: its cosign tags, the referrers fallback tag and the
-/// referrers API.
-const PROBES: usize = TAG_KINDS.len() + 2;
 
 impl RegistrySource {
     /// The manifest `desc` names, checked against its size (the client
@@ -69,35 +72,73 @@ impl RegistrySource {
         Ok(m)
     }
 
-    /// The [`PROBES`] lookups that find `subject`'s attachments.
-    fn probes<'a>(&'a self, subject: &'a Descriptor) -> Vec<Task<'a, Probe, Error>> {
+    /// Learns, in one round, what makes most attachment lookups needless:
+    /// the repository's tags (cosign's and the fallback tags are among them
+    /// or absent) and whether the registry has a referrers API (asking for
+    /// `first`'s referrers, which are returned).
+    fn learn(&self, first: &Descriptor) -> Result<Option<Probe>> {
+        let repo = self.reference.repository();
+        let mut rounds: Vec<Task<'_, Option<Probe>, Error>> = Vec::new();
+        if self.tags.borrow().is_none() {
+            rounds.push(Box::pin(async move {
+                let listed = self.registry.tags_on_one_page(repo).await;
+                *self.tags.borrow_mut() = Some(listed.map(HashSet::from_iter));
+                Ok(None)
+            }));
+        }
+        if self.registry.offers_referrers().is_none() {
+            rounds.push(Box::pin(async move {
+                let listed = self.registry.referrers(repo, &first.digest).await?;
+                Ok(Some(Probe::Listed(listed)))
+            }));
+        }
+        Ok(run_all(self.jobs, rounds)?.into_iter().flatten().next())
+    }
+
+    /// The lookups still needed to find `subject`'s attachments, given the
+    /// repository's `tags` (if listed), whether the registry has a
+    /// referrers API (if known) and whether `subject`'s referrers are
+    /// already `listed`.
+    fn probes<'a>(
+        &'a self,
+        subject: &'a Descriptor,
+        tags: Option<&HashSet<String>>,
+        api: Option<bool>,
+        listed: bool,
+    ) -> Vec<Task<'a, Probe, Error>> {
         let repo = self.reference.repository();
         let registry = &self.registry;
         let shown = |tag: &str| format!("{}/{repo}:{tag}", self.reference.registry());
-        let mut probes: Vec<Task<'a, Probe, Error>> = TAG_KINDS
-            .iter()
-            .map(|kind| {
-                let tag = tag_for(&subject.digest, Some(kind));
-                let display = shown(&tag);
-                Box::pin(async move {
-                    let found = registry.try_manifest(repo, &tag, &display).await?;
-                    Ok(Probe::Tag(tag, found))
-                }) as Task<'a, Probe, Error>
-            })
-            .collect();
+        let absent = |tag: &str| tags.is_some_and(|t| !t.contains(tag));
+        let mut probes: Vec<Task<'a, Probe, Error>> = Vec::new();
+        for kind in TAG_KINDS {
+            let tag = tag_for(&subject.digest, Some(kind));
+            if absent(&tag) {
+                continue;
+            }
+            let display = shown(&tag);
+            probes.push(Box::pin(async move {
+                let found = registry.try_manifest(repo, &tag, &display).await?;
+                Ok(Probe::Tag(tag, found))
+            }));
+        }
         let fallback = tag_for(&subject.digest, None);
-        let display = shown(&fallback);
-        // The fallback tag counts only where the registry has no referrers
-        // API, and so do its errors.
-        probes.push(Box::pin(async move {
-            let found = registry.try_manifest(repo, &fallback, &display).await;
-            Ok(Probe::Fallback(found))
-        }));
-        probes.push(Box::pin(async move {
-            Ok(Probe::Listed(
-                registry.referrers(repo, &subject.digest).await?,
-            ))
-        }));
+        if api != Some(true) && !absent(&fallback) {
+            let display = shown(&fallback);
+            // The fallback tag counts only where the registry has no
+            // referrers API, and so do its errors.
+            probes.push(Box::pin(async move {
+                let found = registry.try_manifest(repo, &fallback, &display).await;
+                Ok(Probe::Fallback(found))
+            }));
+        }
+        if api != Some(false) && !listed {
+            probes.push(Box::pin(async move {
+                Ok(Probe::Listed(
+                    registry.referrers(repo, &subject.digest).await?,
+                ))
+            }));
+        }
         probes
     }
 
@@ -132,9 +173,10 @@ impl RegistrySource {
             },
             (None, None) => Vec::new(),
         };
-        for desc in listed {
+        let manifests = self.manifests(&listed)?;
+        for (desc, manifest) in listed.into_iter().zip(manifests) {
             out.push(Attachment {
-                manifest: self.manifest(&desc)?,
+                manifest,
                 desc,
                 subject: subject.digest.clone(),
                 tag: None,
@@ -183,16 +225,32 @@ impl Source for RegistrySource {
     }
 
     fn attachments_of(&self, subjects: &[Descriptor]) -> Result<Vec<Vec<Attachment>>> {
-        // The lookups are independent: `--jobs` at once, not five round
-        // trips in a row per subject (over a WAN each costs one).
-        let probes = subjects
-            .iter()
-            .flat_map(|s| self.probes(s))
-            .collect::<Vec<_>>();
-        let mut probed = run_all(self.jobs, probes)?.into_iter();
+        let Some(first) = subjects.first() else {
+            return Ok(Vec::new());
+        };
+        // One round learns which lookups can find anything; the rest run
+        // `--jobs` at once (over a WAN each costs a round trip).
+        let early = self.learn(first)?;
+        let tags = self.tags.borrow().clone().flatten();
+        let api = self.registry.offers_referrers();
+        let mut owners = Vec::new();
+        let mut lookups = Vec::new();
+        for (i, subject) in subjects.iter().enumerate() {
+            let listed = i == 0 && early.is_some();
+            for probe in self.probes(subject, tags.as_ref(), api, listed) {
+                owners.push(i);
+                lookups.push(probe);
+            }
+        }
+        let mut probed: Vec<Vec<Probe>> = subjects.iter().map(|_| Vec::new()).collect();
+        probed[0].extend(early);
+        for (i, probe) in owners.into_iter().zip(run_all(self.jobs, lookups)?) {
+            probed[i].push(probe);
+        }
         subjects
             .iter()
-            .map(|s| self.found(s, probed.by_ref().take(PROBES)))
+            .zip(probed)
+            .map(|(s, found)| self.found(s, found.into_iter()))
             .collect()
     }
 
