@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 
-use crate::bits::{BitReader, BitWriter};
+use crate::bits::{BitReader, BitWriter, Input};
 use crate::huffman::{fixed_distance_lengths, fixed_literal_lengths, Decoder, Encoder};
 use crate::{Error, Result};
 
@@ -100,34 +100,103 @@ fn distance_code(dist: u16) -> (usize, u16) {
     (i, dist - DIST_BASE[i])
 }
 
-/// Literals gathered into runs before they are written.
+/// Token form is gathered into a buffer this large before it is written.
+const OUT_CHUNK: usize = 64 * 1024;
+
+/// A block's token form as it is made: literals gathered into runs of at
+/// most 128, written out in chunks between runs. A fixed buffer: pushing
+/// onto a `Vec` may call out to grow it, which costs the hot loop its
+/// registers.
 struct Tokens<'a, W: Write> {
     out: &'a mut W,
-    run: Vec<u8>,
+    buf: Box<[u8; OUT_CHUNK + 256]>,
+    len: usize,
+    /// Where the open run starts (its control byte); `usize::MAX`: none.
+    run: usize,
 }
 
-impl<W: Write> Tokens<'_, W> {
+impl<'a, W: Write> Tokens<'a, W> {
+    fn new(out: &'a mut W) -> Self {
+        Tokens {
+            out,
+            buf: Box::new([0; OUT_CHUNK + 256]),
+            len: 0,
+            run: usize::MAX,
+        }
+    }
+
+    /// [`Tokens::literal`] for the hot loop: with room checked by the
+    /// caller ([`Tokens::room`]), it cannot fail.
+    #[inline(always)]
+    fn push_literal(&mut self, b: u8) {
+        if self.run == usize::MAX || self.len - self.run > 128 {
+            self.run = self.len;
+            self.len += 1;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        self.buf[self.run] = (self.len - self.run - 2) as u8;
+    }
+
+    /// Whether three literals or a match fit without writing out, and no
+    /// run is open where the buffer would be written out.
+    #[inline(always)]
+    fn room(&self) -> bool {
+        self.len < OUT_CHUNK
+    }
+
+    #[inline(always)]
     fn literal(&mut self, b: u8) -> Result<()> {
-        self.run.push(b);
-        if self.run.len() == 128 {
-            self.flush()?;
+        if self.run == usize::MAX || self.len - self.run > 128 {
+            // Below OUT_CHUNK before a run of at most 129 bytes or a match
+            // of 4: the buffer never overflows.
+            if self.len >= OUT_CHUNK {
+                self.write_out()?;
+            }
+            self.run = self.len;
+            self.len += 1;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        self.buf[self.run] = (self.len - self.run - 2) as u8;
+        Ok(())
+    }
+
+    /// A match of `len` (3-258; `as_284`: coded as 284 plus 31) at
+    /// `distance`.
+    #[inline(always)]
+    fn matched(&mut self, len: u16, as_284: bool, distance: u16) -> Result<()> {
+        self.push_match(len, as_284, distance);
+        if self.len >= OUT_CHUNK {
+            self.write_out()?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
-        if !self.run.is_empty() {
-            let head = [(self.run.len() - 1) as u8];
-            self.out.write_all(&head).map_err(Error::Io)?;
-            self.out.write_all(&self.run).map_err(Error::Io)?;
-            self.run.clear();
-        }
-        Ok(())
+    /// [`Tokens::matched`] for the hot loop (see [`Tokens::push_literal`]).
+    #[inline(always)]
+    fn push_match(&mut self, len: u16, as_284: bool, distance: u16) {
+        self.run = usize::MAX;
+        let tag = if as_284 { MATCH_258_AS_284 } else { MATCH };
+        let dm = (distance - 1).to_le_bytes();
+        self.buf[self.len..self.len + 4].copy_from_slice(&[tag, (len - 3) as u8, dm[0], dm[1]]);
+        self.len += 4;
     }
 
-    fn control(&mut self, bytes: &[u8]) -> Result<()> {
-        self.flush()?;
-        self.out.write_all(bytes).map_err(Error::Io)
+    fn end(mut self) -> Result<()> {
+        self.buf[self.len] = END_OF_BLOCK;
+        self.len += 1;
+        self.write_out()
+    }
+
+    #[cold]
+    fn write_out(&mut self) -> Result<()> {
+        self.out
+            .write_all(&self.buf[..self.len])
+            .map_err(Error::Io)?;
+        self.len = 0;
+        self.run = usize::MAX;
+        Ok(())
     }
 }
 
@@ -178,32 +247,77 @@ fn puff_tokens<R: Read, W: Write>(
     lit: &Decoder,
     dist: &Decoder,
 ) -> Result<()> {
-    let mut t = Tokens {
-        out,
-        run: Vec::with_capacity(128),
-    };
+    let mut t = Tokens::new(out);
     loop {
+        // Most tokens: codes in the fast tables, the input chunk not near
+        // its end, the reader's state in registers. Anything else leaves
+        // the loop before consuming a bit, for the general path below.
+        let mut f = r.fast();
+        let mut ended = false;
+        while f.room() && t.room() {
+            // Now at least 56 bits: a whole token takes at most 48.
+            f.refill();
+            let (sym, len) = lit.lookup(f.buf);
+            if len == 0 {
+                break;
+            }
+            if sym < 256 {
+                f.take(len);
+                t.push_literal(sym as u8);
+                // Two more literals fit in the bits held (15 bits each);
+                // anything else waits for a refill.
+                for _ in 0..2 {
+                    let (sym, len) = lit.lookup(f.buf);
+                    if len == 0 || sym >= 256 {
+                        break;
+                    }
+                    f.take(len);
+                    t.push_literal(sym as u8);
+                }
+                continue;
+            }
+            if sym == 256 {
+                f.take(len);
+                ended = true;
+                break;
+            }
+            let i = usize::from(sym - 257);
+            if i >= LENGTH_EXTRA.len() {
+                break;
+            }
+            let extra = u32::from(LENGTH_EXTRA[i]);
+            let (d, dlen) = dist.lookup(f.buf >> (len + extra));
+            if dlen == 0 || d >= 30 {
+                break;
+            }
+            f.take(len);
+            let length = LENGTH_BASE[i] + f.take(extra) as u16;
+            f.take(dlen);
+            let d = usize::from(d);
+            let distance = DIST_BASE[d] + f.take(u32::from(DIST_EXTRA[d])) as u16;
+            t.push_match(length, i == 27 && length == 258, distance);
+        }
+        let (pos, buf, n) = (f.pos, f.buf, f.n);
+        r.resume(pos, buf, n);
+        if ended {
+            return t.end();
+        }
+        // One token the general way.
         let sym = lit.decode(r)?;
         match sym {
             0..=255 => t.literal(sym as u8)?,
-            256 => return t.control(&[END_OF_BLOCK]),
+            256 => return t.end(),
             257..=285 => {
                 let i = usize::from(sym - 257);
                 let extra = r.bits(u32::from(LENGTH_EXTRA[i]))? as u16;
-                let len = LENGTH_BASE[i] + extra;
-                let tag = if i == 27 && len == 258 {
-                    MATCH_258_AS_284
-                } else {
-                    MATCH
-                };
+                let length = LENGTH_BASE[i] + extra;
                 let d = dist.decode(r)?;
                 if d >= 30 {
                     return Err(Error::Invalid("distance code 30 or 31"));
                 }
                 let d = usize::from(d);
                 let distance = DIST_BASE[d] + r.bits(u32::from(DIST_EXTRA[d]))? as u16;
-                let dm = (distance - 1).to_le_bytes();
-                t.control(&[tag, (len - 3) as u8, dm[0], dm[1]])?;
+                t.matched(length, i == 27 && length == 258, distance)?;
             }
             _ => return Err(Error::Invalid("length code 286 or 287")),
         }
@@ -267,22 +381,119 @@ fn read_array<const N: usize, R: Read>(r: &mut R) -> Result<[u8; N]> {
     Ok(b)
 }
 
+/// The longest token: a run's control byte and 128 literals.
+const MAX_TOKEN: usize = 129;
+
+/// A match's bits: the length code and its extra bits, then the distance
+/// code and its extra bits, each pair as one value and count.
+#[inline(always)]
+fn match_bits(
+    control: u8,
+    len: u16,
+    distance: u32,
+    lit: &Encoder,
+    dist: &Encoder,
+) -> Result<[(u32, u32); 2]> {
+    let (i, extra) = if control == MATCH_258_AS_284 {
+        if len != 258 {
+            return Err(Error::Invalid("the 284 form is only for length 258"));
+        }
+        (27, 31)
+    } else {
+        length_code(len)
+    };
+    if distance > 32768 {
+        return Err(Error::Invalid("distance over 32768"));
+    }
+    let (c, cl) = lit.code(257 + i as u16)?;
+    let (di, dextra) = distance_code(distance as u16);
+    let (dc, dcl) = dist.code(di as u16)?;
+    Ok([
+        (c | u32::from(extra) << cl, cl + u32::from(LENGTH_EXTRA[i])),
+        (
+            dc | u32::from(dextra) << dcl,
+            dcl + u32::from(DIST_EXTRA[di]),
+        ),
+    ])
+}
+
 /// Writes one Huffman-coded block's tokens back as bits.
 fn huff_tokens<R: Read, W: Write>(
-    r: &mut R,
+    r: &mut Input<R>,
     w: &mut BitWriter<W>,
     lit: &Encoder,
     dist: &Encoder,
 ) -> Result<()> {
-    let mut run = [0u8; 128];
     loop {
+        // Most tokens: parsed from the input's window, written from
+        // registers. A token near the window's end goes the general way.
+        r.want(4 * MAX_TOKEN)?;
+        let window = r.window();
+        let mut f = w.fast()?;
+        let mut p = 0;
+        let mut ended = false;
+        while p + MAX_TOKEN <= window.len() && f.room() {
+            let control = window[p];
+            match control {
+                0x00..=0x7F => {
+                    let n = usize::from(control) + 1;
+                    // Three literals (at most 45 bits) between flushes.
+                    let mut three = window[p + 1..p + 1 + n].chunks_exact(3);
+                    for t in &mut three {
+                        for &b in t {
+                            let (c, l) = lit.literal(b)?;
+                            f.add(c, l);
+                        }
+                        f.flush();
+                    }
+                    for &b in three.remainder() {
+                        let (c, l) = lit.literal(b)?;
+                        f.add(c, l);
+                    }
+                    f.flush();
+                    p += 1 + n;
+                }
+                MATCH | MATCH_258_AS_284 => {
+                    let len = u16::from(window[p + 1]) + 3;
+                    let distance =
+                        u32::from(u16::from_le_bytes([window[p + 2], window[p + 3]])) + 1;
+                    // At most 20 and 28 bits.
+                    for (v, c) in match_bits(control, len, distance, lit, dist)? {
+                        f.add(v, c);
+                    }
+                    f.flush();
+                    p += 4;
+                }
+                END_OF_BLOCK => {
+                    let (c, l) = lit.code(256)?;
+                    f.add(c, l);
+                    f.flush();
+                    p += 1;
+                    ended = true;
+                    break;
+                }
+                _ => return Err(Error::Invalid("unknown token")),
+            }
+        }
+        let state = f.state();
+        w.resume(state);
+        r.advance(p);
+        if ended {
+            return Ok(());
+        }
+        if p > 0 {
+            continue;
+        }
+        // One token the general way (the window holds less than the
+        // longest token: the input is ending).
         let control = read_byte(r)?;
         match control {
             0x00..=0x7F => {
+                let mut run = [0u8; 128];
                 let n = usize::from(control) + 1;
                 r.read_exact(&mut run[..n]).map_err(|_| Error::Truncated)?;
                 for &b in &run[..n] {
-                    let (c, l) = lit.code(u16::from(b))?;
+                    let (c, l) = lit.literal(b)?;
                     w.bits(c, l)?;
                 }
             }
@@ -290,24 +501,9 @@ fn huff_tokens<R: Read, W: Write>(
                 let [l, d0, d1] = read_array::<3, _>(r)?;
                 let len = u16::from(l) + 3;
                 let distance = u32::from(u16::from_le_bytes([d0, d1])) + 1;
-                let (i, extra) = if control == MATCH_258_AS_284 {
-                    if len != 258 {
-                        return Err(Error::Invalid("the 284 form is only for length 258"));
-                    }
-                    (27, 31)
-                } else {
-                    length_code(len)
-                };
-                let (c, cl) = lit.code(257 + i as u16)?;
-                w.bits(c, cl)?;
-                w.bits(u32::from(extra), u32::from(LENGTH_EXTRA[i]))?;
-                if distance > 32768 {
-                    return Err(Error::Invalid("distance over 32768"));
+                for (v, c) in match_bits(control, len, distance, lit, dist)? {
+                    w.bits(v, c)?;
                 }
-                let (di, dextra) = distance_code(distance as u16);
-                let (c, cl) = dist.code(di as u16)?;
-                w.bits(c, cl)?;
-                w.bits(u32::from(dextra), u32::from(DIST_EXTRA[di]))?;
             }
             END_OF_BLOCK => {
                 let (c, l) = lit.code(256)?;
@@ -337,7 +533,7 @@ impl FixedCodes {
 /// Puts one deflate block back together from token form, and after the
 /// last block its padding; whether it was the last.
 pub fn huff_block<R: Read, W: Write>(
-    r: &mut R,
+    r: &mut Input<R>,
     w: &mut BitWriter<W>,
     fixed: &FixedCodes,
 ) -> Result<bool> {

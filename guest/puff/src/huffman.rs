@@ -9,13 +9,18 @@ use crate::{Error, Result};
 
 /// Longest code deflate allows.
 pub const MAX_BITS: usize = 15;
-/// Codes up to this long decode with one table lookup.
-const FAST_BITS: u32 = 10;
+/// Codes up to this long decode with one table lookup (most of a
+/// layer's literal and distance codes are; the table stays in L1).
+const FAST_BITS: u32 = 11;
+const FAST_SIZE: usize = 1 << FAST_BITS;
+/// A fast-table entry: the symbol in the low bits, the code's length
+/// above them (0: a longer code).
+const SYMBOL_BITS: u32 = 9;
 
 /// A decoder for one code.
 pub struct Decoder {
-    /// Per `FAST_BITS`-bit index: symbol and length (0: a longer code).
-    fast: Vec<(u16, u8)>,
+    /// Per `FAST_BITS`-bit index: symbol and length, packed.
+    fast: Box<[u16; FAST_SIZE]>,
     /// Codes per length, and the symbols ordered by (length, symbol).
     counts: [u16; MAX_BITS + 1],
     symbols: Vec<u16>,
@@ -68,8 +73,11 @@ fn canonical(lengths: &[u8]) -> Result<([u16; MAX_BITS + 1], Vec<u32>)> {
 impl Decoder {
     /// The decoder of the code with these lengths (0: symbol unused).
     pub fn new(lengths: &[u8]) -> Result<Decoder> {
+        if lengths.len() > 1 << SYMBOL_BITS {
+            return Err(Error::Invalid("too many symbols"));
+        }
         let (counts, codes) = canonical(lengths)?;
-        let mut fast = vec![(0u16, 0u8); 1 << FAST_BITS];
+        let mut fast = Box::new([0u16; FAST_SIZE]);
         let mut order: Vec<(u8, u16)> = Vec::new();
         for (sym, (&len, &code)) in lengths.iter().zip(&codes).enumerate() {
             if len == 0 {
@@ -78,10 +86,10 @@ impl Decoder {
             order.push((len, sym as u16));
             let len32 = u32::from(len);
             if len32 <= FAST_BITS {
-                let rev = reverse(code, len32) as usize;
-                let mut i = rev;
-                while i < fast.len() {
-                    fast[i] = (sym as u16, len);
+                let entry = sym as u16 | u16::from(len) << SYMBOL_BITS;
+                let mut i = reverse(code, len32) as usize;
+                while i < FAST_SIZE {
+                    fast[i] = entry;
                     i += 1 << len32;
                 }
             }
@@ -95,14 +103,33 @@ impl Decoder {
     }
 
     /// Decodes one symbol.
+    #[inline(always)]
     pub fn decode<R: Read>(&self, r: &mut BitReader<R>) -> Result<u16> {
         let peek = r.peek(MAX_BITS as u32)?;
-        let (sym, len) = self.fast[(peek & ((1 << FAST_BITS) - 1)) as usize];
+        let entry = self.fast[peek as usize & (FAST_SIZE - 1)];
+        let len = u32::from(entry >> SYMBOL_BITS);
         if len > 0 {
-            r.consume(u32::from(len))?;
-            return Ok(sym);
+            r.consume(len)?;
+            return Ok(entry & ((1 << SYMBOL_BITS) - 1));
         }
-        // The canonical walk, over the bits already peeked.
+        self.decode_long(r, peek)
+    }
+
+    /// The symbol and code length the fast table gives for the next bits
+    /// `peek`; length 0 for a longer code ([`Decoder::decode`] finds it).
+    #[inline(always)]
+    pub(crate) fn lookup(&self, peek: u64) -> (u16, u32) {
+        let entry = self.fast[peek as usize & (FAST_SIZE - 1)];
+        (
+            entry & ((1 << SYMBOL_BITS) - 1),
+            u32::from(entry >> SYMBOL_BITS),
+        )
+    }
+
+    /// The canonical walk, over the bits already peeked: codes longer than
+    /// the fast table's.
+    #[cold]
+    fn decode_long<R: Read>(&self, r: &mut BitReader<R>, peek: u32) -> Result<u16> {
         let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
         for len in 1..=MAX_BITS {
             code |= ((peek >> (len - 1)) & 1) as i32;
@@ -119,31 +146,49 @@ impl Decoder {
     }
 }
 
-/// An encoder for one code: per symbol, its reversed code and length.
+/// Most symbols a code has (literal/length: 288).
+const MAX_SYMBOLS: usize = 288;
+
+/// An encoder for one code: per symbol, its reversed code and, above
+/// it, its length (0: not in the code).
 pub struct Encoder {
-    codes: Vec<(u32, u8)>,
+    codes: Box<[u32; MAX_SYMBOLS]>,
 }
 
 impl Encoder {
     /// The encoder of the code with these lengths.
     pub fn new(lengths: &[u8]) -> Result<Encoder> {
+        if lengths.len() > MAX_SYMBOLS {
+            return Err(Error::Invalid("too many symbols"));
+        }
         let (_, codes) = canonical(lengths)?;
-        Ok(Encoder {
-            codes: lengths
-                .iter()
-                .zip(codes)
-                .map(|(&l, c)| (if l == 0 { 0 } else { reverse(c, u32::from(l)) }, l))
-                .collect(),
-        })
+        let mut table = Box::new([0u32; MAX_SYMBOLS]);
+        for ((slot, &l), c) in table.iter_mut().zip(lengths).zip(codes) {
+            if l > 0 {
+                *slot = reverse(c, u32::from(l)) | u32::from(l) << 16;
+            }
+        }
+        Ok(Encoder { codes: table })
     }
 
     /// The bits to write for `symbol` and their count; an error for a
     /// symbol the code lacks.
+    #[inline(always)]
     pub fn code(&self, symbol: u16) -> Result<(u32, u32)> {
         match self.codes.get(usize::from(symbol)) {
-            Some(&(c, l)) if l > 0 => Ok((c, u32::from(l))),
+            Some(&e) if e >> 16 != 0 => Ok((e & 0xffff, e >> 16)),
             _ => Err(Error::Invalid("symbol not in the block's code")),
         }
+    }
+
+    /// [`Encoder::code`] for a literal byte.
+    #[inline(always)]
+    pub fn literal(&self, b: u8) -> Result<(u32, u32)> {
+        let e = self.codes[usize::from(b)];
+        if e >> 16 == 0 {
+            return Err(Error::Invalid("symbol not in the block's code"));
+        }
+        Ok((e & 0xffff, e >> 16))
     }
 }
 

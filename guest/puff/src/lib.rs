@@ -21,7 +21,7 @@ pub mod huffman;
 use std::fmt;
 use std::io::{Read, Write};
 
-use bits::{BitReader, BitWriter};
+use bits::{BitReader, BitWriter, Input};
 
 /// The first bytes of a puffed stream.
 pub const MAGIC: &[u8; 8] = b"IMOPUFF1";
@@ -221,7 +221,7 @@ enum Step {
 /// header, deflate block or trailing record at a time, so memory stays
 /// bounded whatever the file's size.
 pub struct Huffer<R> {
-    input: R,
+    input: Input<R>,
     w: Option<BitWriter<StepBuf>>,
     fixed: Option<deflate::FixedCodes>,
     step: Step,
@@ -233,7 +233,7 @@ impl<R: Read> Huffer<R> {
     /// Huffs the puffed stream `input`.
     pub fn new(input: R) -> Self {
         Huffer {
-            input,
+            input: Input::new(input),
             w: Some(BitWriter::new(StepBuf(Vec::new()))),
             fixed: None,
             step: Step::Magic,

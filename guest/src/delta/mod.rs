@@ -159,11 +159,8 @@ pub fn rebuilder<'a>(reference: &'a [u8], delta: impl Read + 'a) -> Result<impl 
         zstd::stream::read::Decoder::with_ref_prefix(io::BufReader::new(delta), reference)
             .map_err(zstd)?;
     decoder.window_log_max(MAX_WINDOW_LOG).map_err(zstd)?;
-    // The huffer reads a token at a time: buffer the decoder's output.
-    Ok(imo_puff::Huffer::new(io::BufReader::with_capacity(
-        1 << 16,
-        decoder,
-    )))
+    // The huffer buffers its input itself.
+    Ok(imo_puff::Huffer::new(decoder))
 }
 
 /// Whether a layer of `media_type` can be shipped as a delta (gzip).
