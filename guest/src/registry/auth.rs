@@ -1,6 +1,8 @@
 //! Registry auth: the `/v2/` challenge, HTTP Basic, and the Bearer token
 //! flow (anonymous, Basic-authenticated, or an OAuth2 refresh token).
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -9,7 +11,7 @@ use url::Url;
 use super::retry::{retry_after, transient, Budget};
 use super::{challenge, ua, Registry, MAX_TOKEN_BYTES};
 use crate::bindings::imo::incremental::types::{BasicCredential, Credential};
-use crate::concurrent::Ready;
+use crate::concurrent::{self, Ready};
 use crate::error::{Error, Result};
 use crate::http::Response;
 
@@ -22,6 +24,15 @@ pub(super) enum Auth {
         realm: String,
         service: Option<String>,
     },
+}
+
+/// Marks a scope's token as being fetched while it lives.
+struct Fetching<'a>(&'a RefCell<HashSet<String>>, &'a str);
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().remove(self.1);
+    }
 }
 
 impl Registry {
@@ -70,12 +81,22 @@ impl Registry {
                 _ => Err(self.unauthorized(" (Basic auth needs a username and password)")),
             },
             Auth::Bearer { realm, service } => {
-                let cached = self.tokens.borrow().get(scope).cloned();
-                if let Some((token, expiry)) = cached {
-                    if expiry.is_none_or(|e| Instant::now() < e) {
-                        return Ok(Some(format!("Bearer {token}")));
+                // Transfers starting together wait for the first one's
+                // token for their scope (if it fails, each tries in turn).
+                loop {
+                    let cached = self.tokens.borrow().get(scope).cloned();
+                    if let Some((token, expiry)) = cached {
+                        if expiry.is_none_or(|e| Instant::now() < e) {
+                            return Ok(Some(format!("Bearer {token}")));
+                        }
                     }
+                    if !self.fetching.borrow().contains(scope) {
+                        break;
+                    }
+                    concurrent::yield_now().await;
                 }
+                self.fetching.borrow_mut().insert(scope.to_string());
+                let _done = Fetching(&self.fetching, scope);
                 let token = self
                     .fetch_token(&realm, service.as_deref(), scope, budget)
                     .await?;
@@ -173,7 +194,8 @@ impl Registry {
             )));
         }
         let body = resp
-            .read_limited(MAX_TOKEN_BYTES)
+            .read_limited_async(MAX_TOKEN_BYTES)
+            .await
             .map_err(|e| Error::Network(format!("reading a token from {}: {e}", self.name)))?;
         #[derive(serde::Deserialize)]
         struct TokenResponse {

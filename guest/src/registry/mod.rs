@@ -22,7 +22,7 @@ pub mod upload;
 use auth::Auth;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use url::Url;
@@ -63,6 +63,8 @@ pub struct Registry {
     auth: RefCell<Auth>,
     credential: RefCell<Option<Option<Credential>>>,
     tokens: RefCell<HashMap<String, (String, Option<Instant>)>>,
+    /// Scopes whose token a transfer is fetching.
+    fetching: RefCell<HashSet<String>>,
     retries: u32,
     backoff: Backoff,
     transport: Box<dyn Transport>,
@@ -118,6 +120,7 @@ impl Registry {
             auth: RefCell::new(Auth::None),
             credential: RefCell::new(None),
             tokens: RefCell::new(HashMap::new()),
+            fetching: RefCell::new(HashSet::new()),
             retries,
             backoff: Backoff::default(),
             transport,

@@ -120,18 +120,38 @@ fn anonymous_tokens_are_fetched_per_repository_scope_and_reused() {
     assert_eq!(auths, ["Bearer ta", "Bearer tb", "Bearer ta"]);
 }
 
+/// Fetches four manifests of `r` at once.
+fn four_at_once(reg: &Registry) {
+    let tags: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
+    let fetches = tags
+        .iter()
+        .map(|t| Box::pin(reg.fetch_manifest("r", t, "r")) as Task<'_, _, Error>);
+    assert_eq!(run_all(4, fetches).expect("manifests").len(), 4);
+}
+
 #[test]
 fn transfers_starting_together_share_one_discovery() {
     let fake = Fake::new();
     fake.ping(ok(b"{}"))
         .always("GET", "/manifests/", manifest_reply());
     let reg = client(&fake, "together.test", 0, None);
-    let tags: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
-    let fetches = tags
-        .iter()
-        .map(|t| Box::pin(reg.fetch_manifest("r", t, "r")) as Task<'_, _, Error>);
-    assert_eq!(run_all(4, fetches).expect("manifests").len(), 4);
+    four_at_once(&reg);
     assert_eq!(fake.pings(), 1);
+}
+
+#[test]
+fn transfers_starting_together_share_one_token() {
+    let fake = Fake::new();
+    bearer_at(&fake, REALM);
+    fake.always("GET", "auth.test/token", token("t")).always(
+        "GET",
+        "/manifests/",
+        manifest_reply(),
+    );
+    let reg = client(&fake, "together.test", 0, None);
+    four_at_once(&reg);
+    assert_eq!(fake.count("GET", "auth.test/token"), 1);
+    assert_eq!(fake.count("GET", "/manifests/"), 4);
 }
 
 #[test]
