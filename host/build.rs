@@ -116,7 +116,7 @@ fn precompile(wasm: &Path, cwasm: &Path) {
         .map(|h| h.join("bin").join("wasmtime"))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("wasmtime"));
-    // The same settings as the host's engine (runtime.rs): epoch interruption.
+    // The same settings as the host's engine (runtime/component.rs): epoch interruption.
     let compiled = Command::new(cli)
         .args(["compile", "-W", "epoch-interruption=y"])
         .arg(wasm)
