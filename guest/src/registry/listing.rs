@@ -32,6 +32,25 @@ fn next_link(value: &str) -> Option<String> {
     })
 }
 
+/// What a listing's pages gave.
+enum Paged<T> {
+    /// Every name.
+    Listed(Vec<T>),
+    /// Nothing there (404).
+    Absent,
+    /// Another answer, from a listing the registry may not offer.
+    Refused,
+}
+
+impl<T> Paged<T> {
+    fn listed(self) -> Option<Vec<T>> {
+        match self {
+            Paged::Listed(v) => Some(v),
+            Paged::Absent | Paged::Refused => None,
+        }
+    }
+}
+
 impl Registry {
     /// Fetches every page of a listing starting at `first`; `items` takes
     /// one page's body and returns its names.
@@ -45,7 +64,8 @@ impl Registry {
         options: (Option<&str>, bool),
         items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
     ) -> Result<Option<Vec<T>>> {
-        block_on(self.pages_async(first, scope, what, options, MAX_PAGES, items))
+        let paged = block_on(self.pages_async(first, scope, what, options, MAX_PAGES, items))?;
+        Ok(paged.listed())
     }
 
     /// [`Registry::pages`], waiting without blocking other transfers.
@@ -57,7 +77,7 @@ impl Registry {
         (accept, lenient): (Option<&str>, bool),
         max_pages: usize,
         items: impl Fn(&[u8]) -> std::result::Result<Vec<T>, serde_json::Error>,
-    ) -> Result<Option<Vec<T>>> {
+    ) -> Result<Paged<T>> {
         let mut out = Vec::new();
         let mut target = first;
         let headers: Vec<(String, String)> = accept
@@ -70,8 +90,8 @@ impl Registry {
             let resp = get.await?;
             match resp.status {
                 200 => {}
-                404 => return Ok(None),
-                _ if lenient => return Ok(None),
+                404 => return Ok(Paged::Absent),
+                _ if lenient => return Ok(Paged::Refused),
                 _ => return Err(self.status_error(what, resp)),
             }
             let next = resp.header("link").and_then(next_link);
@@ -89,7 +109,7 @@ impl Registry {
                 // A relative Link keeps to the registry; an absolute one
                 // goes through the same client (and its allow-list).
                 Some(n) => target = n.trim_start_matches('/').to_string(),
-                None => return Ok(Some(out)),
+                None => return Ok(Paged::Listed(out)),
             }
         }
         Err(Error::Registry(format!(
@@ -152,7 +172,7 @@ impl Registry {
         )
         .await
         .ok()
-        .flatten()
+        .and_then(Paged::listed)
     }
 }
 
@@ -187,8 +207,14 @@ impl Registry {
                 |b| Ok(serde_json::from_slice::<ImageIndex>(b)?.manifests),
             )
             .await?;
-        self.referrers_api.set(Some(listed.is_some()));
-        Ok(listed)
+        // Only a list or a 404 tells whether the API is there; another
+        // refusal counts as no list for this subject alone.
+        match &listed {
+            Paged::Listed(_) => self.referrers_api.set(Some(true)),
+            Paged::Absent => self.referrers_api.set(Some(false)),
+            Paged::Refused => {}
+        }
+        Ok(listed.listed())
     }
 
     /// Whether the registry has a referrers API, once a lookup has told.

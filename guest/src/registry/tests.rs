@@ -654,3 +654,18 @@ fn a_registry_with_a_referrers_api_is_asked_for_each_manifest_and_no_fallback_ta
     assert_eq!(fake.count("GET", "/referrers/"), 3);
     assert_eq!(fake.count("GET", "/manifests/"), 0);
 }
+
+#[test]
+fn only_a_404_says_a_registry_has_no_referrers_api() {
+    // The first manifest's referrers lookup is refused (500, no retries):
+    // that says nothing of the API, so the others are still asked.
+    let fake = Fake::new();
+    fake.ping(ok(b"{}"))
+        .always("GET", "/tags/list", ok(br#"{"name":"r","tags":["v1"]}"#))
+        .on("GET", "/referrers/", 1, status(500, &[]))
+        .always("GET", "/referrers/", status(404, &[]));
+    let found = attachments_of(&fake);
+    assert!(found.iter().all(Vec::is_empty), "{found:?}");
+    assert_eq!(fake.count("GET", "/referrers/"), 3);
+    assert_eq!(fake.count("GET", "/manifests/"), 0);
+}
