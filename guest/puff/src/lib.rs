@@ -17,11 +17,13 @@
 pub mod bits;
 pub mod deflate;
 pub mod huffman;
+pub mod input;
 
 use std::fmt;
 use std::io::{Read, Write};
 
-use bits::{BitReader, BitWriter, Input};
+use bits::{BitReader, BitWriter};
+use input::Input;
 
 /// The first bytes of a puffed stream.
 pub const MAGIC: &[u8; 8] = b"IMOPUFF1";
