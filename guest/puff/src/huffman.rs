@@ -78,12 +78,19 @@ impl Decoder {
         }
         let (counts, codes) = canonical(lengths)?;
         let mut fast = Box::new([0u16; FAST_SIZE]);
-        let mut order: Vec<(u8, u16)> = Vec::new();
+        // Symbols ordered by (length, symbol): each length's slots start
+        // after the shorter lengths' (a counting sort).
+        let mut start = [0usize; MAX_BITS + 1];
+        for len in 1..MAX_BITS {
+            start[len + 1] = start[len] + usize::from(counts[len]);
+        }
+        let mut symbols = vec![0u16; start[MAX_BITS] + usize::from(counts[MAX_BITS])];
         for (sym, (&len, &code)) in lengths.iter().zip(&codes).enumerate() {
             if len == 0 {
                 continue;
             }
-            order.push((len, sym as u16));
+            symbols[start[usize::from(len)]] = sym as u16;
+            start[usize::from(len)] += 1;
             let len32 = u32::from(len);
             if len32 <= FAST_BITS {
                 let entry = sym as u16 | u16::from(len) << SYMBOL_BITS;
@@ -94,11 +101,10 @@ impl Decoder {
                 }
             }
         }
-        order.sort_unstable();
         Ok(Decoder {
             fast,
             counts,
-            symbols: order.into_iter().map(|(_, s)| s).collect(),
+            symbols,
         })
     }
 
@@ -179,6 +185,14 @@ impl Encoder {
             Some(&e) if e >> 16 != 0 => Ok((e & 0xffff, e >> 16)),
             _ => Err(Error::Invalid("symbol not in the block's code")),
         }
+    }
+
+    /// A literal byte's bits and their count, 0 if the code lacks it (for
+    /// loops that check a run at once).
+    #[inline(always)]
+    pub fn literal_or_empty(&self, b: u8) -> (u32, u32) {
+        let e = self.codes[usize::from(b)];
+        (e & 0xffff, e >> 16)
     }
 
     /// [`Encoder::code`] for a literal byte.

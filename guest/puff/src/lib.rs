@@ -225,7 +225,7 @@ enum Step {
 pub struct Huffer<R> {
     input: Input<R>,
     w: Option<BitWriter<StepBuf>>,
-    fixed: Option<deflate::FixedCodes>,
+    fixed: Option<deflate::BlockCodes>,
     step: Step,
     ready: Vec<u8>,
     pos: usize,
@@ -321,7 +321,7 @@ impl<R: Read> Huffer<R> {
             }
             Step::Blocks => {
                 if self.fixed.is_none() {
-                    self.fixed = Some(deflate::FixedCodes::new()?);
+                    self.fixed = Some(deflate::BlockCodes::fixed()?);
                 }
                 let Some(fixed) = &self.fixed else {
                     return Err(Error::Invalid("no fixed codes"));

@@ -58,9 +58,9 @@ fn match_bits(
 fn huff_tokens<R: Read, W: Write>(
     r: &mut Input<R>,
     w: &mut BitWriter<W>,
-    lit: &Encoder,
-    dist: &Encoder,
+    codes: &BlockCodes,
 ) -> Result<()> {
+    let (lit, dist) = (&codes.lit, &codes.dist);
     loop {
         // Most tokens: parsed from the input's window, written from
         // registers. A token near the window's end goes the general way.
@@ -74,35 +74,54 @@ fn huff_tokens<R: Read, W: Write>(
             match control {
                 0x00..=0x7F => {
                     let n = usize::from(control) + 1;
-                    // Three literals (at most 45 bits) between flushes.
+                    // Three literals (at most 45 bits) between flushes; a
+                    // literal the code lacks adds nothing and fails the run.
+                    let mut missing = false;
                     let mut three = window[p + 1..p + 1 + n].chunks_exact(3);
                     for t in &mut three {
                         for &b in t {
-                            let (c, l) = lit.literal(b)?;
+                            let (c, l) = codes.lit.literal_or_empty(b);
+                            missing |= l == 0;
                             f.add(c, l);
                         }
                         f.flush();
                     }
                     for &b in three.remainder() {
-                        let (c, l) = lit.literal(b)?;
+                        let (c, l) = codes.lit.literal_or_empty(b);
+                        missing |= l == 0;
                         f.add(c, l);
                     }
                     f.flush();
+                    if missing {
+                        return Err(Error::Invalid("symbol not in the block's code"));
+                    }
                     p += 1 + n;
                 }
-                MATCH | MATCH_258_AS_284 => {
+                MATCH => {
+                    // At most 20 and 28 bits.
+                    let (lv, lc) = codes.length(window[p + 1]);
+                    let (dv, dc) =
+                        codes.distance(u16::from_le_bytes([window[p + 2], window[p + 3]]));
+                    if lc == 0 || dc == 0 {
+                        return Err(Error::Invalid("symbol not in the block's code"));
+                    }
+                    f.add(lv, lc);
+                    f.add(dv, dc);
+                    f.flush();
+                    p += 4;
+                }
+                MATCH_258_AS_284 => {
                     let len = u16::from(window[p + 1]) + 3;
                     let distance =
                         u32::from(u16::from_le_bytes([window[p + 2], window[p + 3]])) + 1;
-                    // At most 20 and 28 bits.
-                    for (v, c) in match_bits(control, len, distance, lit, dist)? {
+                    for (v, c) in match_bits(control, len, distance, &codes.lit, &codes.dist)? {
                         f.add(v, c);
                     }
                     f.flush();
                     p += 4;
                 }
                 END_OF_BLOCK => {
-                    let (c, l) = lit.code(256)?;
+                    let (c, l) = codes.lit.code(256)?;
                     f.add(c, l);
                     f.flush();
                     p += 1;
@@ -151,19 +170,79 @@ fn huff_tokens<R: Read, W: Write>(
     }
 }
 
-/// The fixed Huffman codes, made once per stream.
-pub struct FixedCodes {
+/// A block's codes, with every match length's bits (code and extra
+/// bits) and every distance code's worked out once: a match is then two
+/// lookups.
+pub struct BlockCodes {
     lit: Encoder,
     dist: Encoder,
+    /// Per `length - 3`: the bits and, from bit 24, their count (0: the
+    /// code lacks the length's symbol).
+    lengths: Box<[u32; 256]>,
+    /// Per distance code: its bits, their count (0: not in the code) from
+    /// bit 16, its extra bits' count from bit 24.
+    distances: [u32; 30],
 }
 
-impl FixedCodes {
-    /// The codes of fixed blocks.
-    pub fn new() -> Result<FixedCodes> {
-        Ok(FixedCodes {
-            lit: Encoder::new(&fixed_literal_lengths())?,
-            dist: Encoder::new(&fixed_distance_lengths())?,
+impl BlockCodes {
+    /// The codes with these literal/length and distance code lengths.
+    pub fn new(lit: &[u8], dist: &[u8]) -> Result<BlockCodes> {
+        let (lit, dist) = (Encoder::new(lit)?, Encoder::new(dist)?);
+        let mut lengths = Box::new([0u32; 256]);
+        for (l, slot) in lengths.iter_mut().enumerate() {
+            let (i, extra) = length_code(l as u16 + 3);
+            if let Ok((c, cl)) = lit.code(257 + i as u16) {
+                let count = cl + u32::from(LENGTH_EXTRA[i]);
+                *slot = (c | u32::from(extra) << cl) | count << 24;
+            }
+        }
+        let mut distances = [0u32; 30];
+        for (i, slot) in distances.iter_mut().enumerate() {
+            if let Ok((c, cl)) = dist.code(i as u16) {
+                *slot = c | cl << 16 | u32::from(DIST_EXTRA[i]) << 24;
+            }
+        }
+        Ok(BlockCodes {
+            lit,
+            dist,
+            lengths,
+            distances,
         })
+    }
+
+    /// The fixed codes.
+    pub fn fixed() -> Result<BlockCodes> {
+        BlockCodes::new(&fixed_literal_lengths(), &fixed_distance_lengths())
+    }
+
+    /// The bits of match length `l + 3` and their count (0: not in the
+    /// code).
+    #[inline(always)]
+    fn length(&self, l: u8) -> (u32, u32) {
+        let e = self.lengths[usize::from(l)];
+        (e & 0xff_ffff, e >> 24)
+    }
+
+    /// The bits of distance `d + 1` and their count (0: not in the code,
+    /// or over 32768).
+    #[inline(always)]
+    fn distance(&self, d: u16) -> (u32, u32) {
+        let d = usize::from(d);
+        if d >= 32768 {
+            return (0, 0);
+        }
+        let i = usize::from(if d < 256 {
+            DIST_INDEX[d]
+        } else {
+            DIST_INDEX[256 + (d >> 7)]
+        });
+        let e = self.distances[i];
+        let (code, count) = (e & 0xffff, (e >> 16) & 0xff);
+        if count == 0 {
+            return (0, 0);
+        }
+        let extra = (d + 1 - usize::from(DIST_BASE[i])) as u32;
+        (code | extra << count, count + (e >> 24))
     }
 }
 
@@ -172,7 +251,7 @@ impl FixedCodes {
 pub fn huff_block<R: Read, W: Write>(
     r: &mut Input<R>,
     w: &mut BitWriter<W>,
-    fixed: &FixedCodes,
+    fixed: &BlockCodes,
 ) -> Result<bool> {
     let tag = read_byte(r)?;
     let last = tag.is_ascii_uppercase();
@@ -195,7 +274,7 @@ pub fn huff_block<R: Read, W: Write>(
         }
         FIXED => {
             w.bits(1, 2)?;
-            huff_tokens(r, w, &fixed.lit, &fixed.dist)?;
+            huff_tokens(r, w, fixed)?;
         }
         DYNAMIC => {
             w.bits(2, 2)?;
@@ -217,7 +296,7 @@ pub fn huff_block<R: Read, W: Write>(
                 w.bits(hr.bits(n)?, n)?;
                 left -= u64::from(n);
             }
-            huff_tokens(r, w, &Encoder::new(&lit)?, &Encoder::new(&dist)?)?;
+            huff_tokens(r, w, &BlockCodes::new(&lit, &dist)?)?;
         }
         _ => return Err(Error::Invalid("unknown block tag")),
     }

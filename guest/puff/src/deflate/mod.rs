@@ -103,23 +103,27 @@ fn distance_code(dist: u16) -> (usize, u16) {
 /// Token form is gathered into a buffer this large before it is written.
 const OUT_CHUNK: usize = 64 * 1024;
 
+/// That buffer, with room for a run or a match past the chunk; one per
+/// stream (zeroing one per block cost more than some blocks' decoding).
+type Scratch = [u8; OUT_CHUNK + 256];
+
 /// A block's token form as it is made: literals gathered into runs of at
 /// most 128, written out in chunks between runs. A fixed buffer: pushing
 /// onto a `Vec` may call out to grow it, which costs the hot loop its
 /// registers.
 struct Tokens<'a, W: Write> {
     out: &'a mut W,
-    buf: Box<[u8; OUT_CHUNK + 256]>,
+    buf: &'a mut Scratch,
     len: usize,
     /// Where the open run starts (its control byte); `usize::MAX`: none.
     run: usize,
 }
 
 impl<'a, W: Write> Tokens<'a, W> {
-    fn new(out: &'a mut W) -> Self {
+    fn new(out: &'a mut W, buf: &'a mut Scratch) -> Self {
         Tokens {
             out,
-            buf: Box::new([0; OUT_CHUNK + 256]),
+            buf,
             len: 0,
             run: usize::MAX,
         }
@@ -244,10 +248,11 @@ fn read_dynamic_header<R: Read>(r: &mut BitReader<R>) -> Result<(Vec<u8>, Vec<u8
 fn puff_tokens<R: Read, W: Write>(
     r: &mut BitReader<R>,
     out: &mut W,
+    scratch: &mut Scratch,
     lit: &Decoder,
     dist: &Decoder,
 ) -> Result<()> {
-    let mut t = Tokens::new(out);
+    let mut t = Tokens::new(out, scratch);
     loop {
         // Most tokens: codes in the fast tables, the input chunk not near
         // its end, the reader's state in registers. Anything else leaves
@@ -330,6 +335,7 @@ fn puff_tokens<R: Read, W: Write>(
 pub fn puff_stream<R: Read, W: Write>(r: &mut BitReader<R>, out: &mut W) -> Result<()> {
     let fixed_lit = Decoder::new(&fixed_literal_lengths())?;
     let fixed_dist = Decoder::new(&fixed_distance_lengths())?;
+    let mut scratch = Box::new([0u8; OUT_CHUNK + 256]);
     loop {
         let last = r.bits(1)? == 1;
         let upper = |tag: u8| if last { tag.to_ascii_uppercase() } else { tag };
@@ -347,7 +353,7 @@ pub fn puff_stream<R: Read, W: Write>(r: &mut BitReader<R>, out: &mut W) -> Resu
             }
             1 => {
                 out.write_all(&[upper(FIXED)]).map_err(Error::Io)?;
-                puff_tokens(r, out, &fixed_lit, &fixed_dist)?;
+                puff_tokens(r, out, &mut scratch, &fixed_lit, &fixed_dist)?;
             }
             2 => {
                 r.start_recording();
@@ -358,7 +364,8 @@ pub fn puff_stream<R: Read, W: Write>(r: &mut BitReader<R>, out: &mut W) -> Resu
                 out.write_all(&(nbits as u16).to_le_bytes())
                     .map_err(Error::Io)?;
                 out.write_all(&bits).map_err(Error::Io)?;
-                puff_tokens(r, out, &Decoder::new(&lit)?, &Decoder::new(&dist)?)?;
+                let (lit, dist) = (Decoder::new(&lit)?, Decoder::new(&dist)?);
+                puff_tokens(r, out, &mut scratch, &lit, &dist)?;
             }
             _ => return Err(Error::Invalid("block type 3")),
         }
@@ -371,7 +378,7 @@ pub fn puff_stream<R: Read, W: Write>(r: &mut BitReader<R>, out: &mut W) -> Resu
 
 mod huff;
 
-pub use huff::{huff_block, FixedCodes};
+pub use huff::{huff_block, BlockCodes};
 
 #[cfg(test)]
 mod tests {
