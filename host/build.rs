@@ -116,9 +116,16 @@ fn precompile(wasm: &Path, cwasm: &Path) {
         .map(|h| h.join("bin").join("wasmtime"))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("wasmtime"));
-    // The same settings as the host's engine (runtime/component.rs): epoch interruption.
+    // The same settings as the host's engine (runtime/component.rs): epoch
+    // interruption, no copy-on-write memory images.
     let compiled = Command::new(cli)
-        .args(["compile", "-W", "epoch-interruption=y"])
+        .args([
+            "compile",
+            "-W",
+            "epoch-interruption=y",
+            "-O",
+            "memory-init-cow=n",
+        ])
         .arg(wasm)
         .arg("-o")
         .arg(cwasm)

@@ -10,6 +10,17 @@ use super::{WasmContext, COMPONENT};
 pub(super) fn engine() -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // Memory comes from the host's own mappings on Linux (see memory.rs),
+    // which wasmtime cannot initialise copy-on-write: the component's data
+    // is copied in instead (under a megabyte).
+    config.memory_init_cow(false);
+    #[cfg(target_os = "linux")]
+    config.with_host_memory(super::memory::creator());
+    // For profiling the component: `IMO_PERFMAP=1 perf record imo …` names
+    // its functions (wasmtime writes /tmp/perf-PID.map).
+    if std::env::var_os("IMO_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).ctx("starting wasmtime")
 }
 

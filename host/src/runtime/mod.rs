@@ -16,6 +16,8 @@ use crate::hashing::Hasher;
 use crate::network::Network;
 
 mod component;
+#[cfg(target_os = "linux")]
+mod memory;
 
 use component::{engine, load_component};
 
