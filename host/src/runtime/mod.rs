@@ -292,7 +292,7 @@ impl bindings::imo::incremental::hashing::HostHasher for State {
         self.table
             .get_mut(&hasher)
             .map_err(|e| wasmtime::Error::msg(format!("imo host bug: no such hasher: {e}")))?
-            .update(&data);
+            .update(data);
         Ok(())
     }
 
