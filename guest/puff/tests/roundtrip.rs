@@ -35,6 +35,20 @@ fn round_trip(gz: &[u8], what: &str) -> usize {
         pieces.extend_from_slice(&piece[..n]);
     }
     assert!(pieces == gz, "{what}: the reader form differs");
+    // So does puffing's reader form, and taking it a step at a time.
+    let mut puffer = imo_puff::Puffer::new(gz);
+    let mut pieces = Vec::new();
+    loop {
+        let n = std::io::Read::read(&mut puffer, &mut piece).unwrap();
+        if n == 0 {
+            break;
+        }
+        pieces.extend_from_slice(&piece[..n]);
+    }
+    assert!(pieces == puffed, "{what}: the puffer's reader form differs");
+    let (mut puffer, mut steps) = (imo_puff::Puffer::new(gz), Vec::new());
+    while puffer.step_into(&mut steps).unwrap() {}
+    assert!(steps == puffed, "{what}: the puffer's steps differ");
     puffed.len()
 }
 

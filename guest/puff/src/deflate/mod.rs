@@ -329,51 +329,70 @@ fn puff_tokens<R: Read, W: Write>(
     }
 }
 
-/// Takes one deflate stream apart, from `r`'s position, writing its blocks
-/// in token form to `out`, and then the padding bits after the last block
-/// (one byte).
-pub fn puff_stream<R: Read, W: Write>(r: &mut BitReader<R>, out: &mut W) -> Result<()> {
-    let fixed_lit = Decoder::new(&fixed_literal_lengths())?;
-    let fixed_dist = Decoder::new(&fixed_distance_lengths())?;
-    let mut scratch = Box::new([0u8; OUT_CHUNK + 256]);
-    loop {
-        let last = r.bits(1)? == 1;
-        let upper = |tag: u8| if last { tag.to_ascii_uppercase() } else { tag };
-        match r.bits(2)? {
-            0 => {
-                let pad = r.align()?;
-                let mut head = [0u8; 4];
-                r.bytes(&mut head)?;
-                let len = u16::from_le_bytes([head[0], head[1]]);
-                out.write_all(&[upper(STORED), pad]).map_err(Error::Io)?;
-                out.write_all(&head).map_err(Error::Io)?;
-                let mut data = vec![0u8; usize::from(len)];
-                r.bytes(&mut data)?;
-                out.write_all(&data).map_err(Error::Io)?;
-            }
-            1 => {
-                out.write_all(&[upper(FIXED)]).map_err(Error::Io)?;
-                puff_tokens(r, out, &mut scratch, &fixed_lit, &fixed_dist)?;
-            }
-            2 => {
-                r.start_recording();
-                let header = read_dynamic_header(r);
-                let (nbits, bits) = r.stop_recording()?;
-                let (lit, dist) = header?;
-                out.write_all(&[upper(DYNAMIC)]).map_err(Error::Io)?;
-                out.write_all(&(nbits as u16).to_le_bytes())
-                    .map_err(Error::Io)?;
-                out.write_all(&bits).map_err(Error::Io)?;
-                let (lit, dist) = (Decoder::new(&lit)?, Decoder::new(&dist)?);
-                puff_tokens(r, out, &mut scratch, &lit, &dist)?;
-            }
-            _ => return Err(Error::Invalid("block type 3")),
-        }
-        if last {
-            let pad = r.align()?;
-            return out.write_all(&[pad]).map_err(Error::Io);
-        }
+/// What puffing blocks needs, made once per stream: the fixed codes'
+/// decoders and the token buffer.
+pub struct Puffing {
+    fixed_lit: Decoder,
+    fixed_dist: Decoder,
+    scratch: Box<Scratch>,
+}
+
+impl Puffing {
+    /// The fixed codes and a buffer.
+    pub fn new() -> Result<Puffing> {
+        Ok(Puffing {
+            fixed_lit: Decoder::new(&fixed_literal_lengths())?,
+            fixed_dist: Decoder::new(&fixed_distance_lengths())?,
+            scratch: Box::new([0u8; OUT_CHUNK + 256]),
+        })
     }
+}
+
+/// Takes one deflate block apart, from `r`'s position, writing it in
+/// token form to `out`, and after the last block the padding bits that
+/// follow it (one byte); whether it was the last.
+pub fn puff_block<R: Read, W: Write>(
+    r: &mut BitReader<R>,
+    out: &mut W,
+    p: &mut Puffing,
+) -> Result<bool> {
+    let last = r.bits(1)? == 1;
+    let upper = |tag: u8| if last { tag.to_ascii_uppercase() } else { tag };
+    match r.bits(2)? {
+        0 => {
+            let pad = r.align()?;
+            let mut head = [0u8; 4];
+            r.bytes(&mut head)?;
+            let len = u16::from_le_bytes([head[0], head[1]]);
+            out.write_all(&[upper(STORED), pad]).map_err(Error::Io)?;
+            out.write_all(&head).map_err(Error::Io)?;
+            let mut data = vec![0u8; usize::from(len)];
+            r.bytes(&mut data)?;
+            out.write_all(&data).map_err(Error::Io)?;
+        }
+        1 => {
+            out.write_all(&[upper(FIXED)]).map_err(Error::Io)?;
+            puff_tokens(r, out, &mut p.scratch, &p.fixed_lit, &p.fixed_dist)?;
+        }
+        2 => {
+            r.start_recording();
+            let header = read_dynamic_header(r);
+            let (nbits, bits) = r.stop_recording()?;
+            let (lit, dist) = header?;
+            out.write_all(&[upper(DYNAMIC)]).map_err(Error::Io)?;
+            out.write_all(&(nbits as u16).to_le_bytes())
+                .map_err(Error::Io)?;
+            out.write_all(&bits).map_err(Error::Io)?;
+            let (lit, dist) = (Decoder::new(&lit)?, Decoder::new(&dist)?);
+            puff_tokens(r, out, &mut p.scratch, &lit, &dist)?;
+        }
+        _ => return Err(Error::Invalid("block type 3")),
+    }
+    if last {
+        let pad = r.align()?;
+        out.write_all(&[pad]).map_err(Error::Io)?;
+    }
+    Ok(last)
 }
 
 mod huff;
