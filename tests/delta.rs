@@ -439,3 +439,46 @@ fn a_set_carries_deltas_against_the_base_image_of_each_repository() {
         );
     }
 }
+
+#[test]
+fn a_layer_past_one_segment_crosses_in_segments_and_lands_exact() {
+    // 36 MiB that does not compress: its token form is over one 32 MiB
+    // segment, so the delta goes in two, each against the whole base.
+    let old = noise(36 << 20, 7);
+    let mut new = old.clone();
+    new.splice(2_000..2_000, b"inserted".iter().copied());
+    new[30 << 20..(30 << 20) + 8].copy_from_slice(b"EDITED!!");
+    let src = Registry::start();
+    let (_, v2) = two_versions_of(&src, &old, &new);
+    let dir = workdir();
+    let delta_tar = dir.path().join("delta.tar");
+    let pulled = pull_delta(&src, &delta_tar);
+    assert_eq!(pulled["layersDelta"], 1, "{pulled}");
+    let delta_bytes = pulled["bytesDelta"].as_u64().unwrap();
+    assert!(delta_bytes < 1 << 20, "a {delta_bytes}-byte delta");
+    // The artifact lists the segments, whose frames make up the data.
+    let entries = read_tar(&std::fs::read(&delta_tar).unwrap());
+    let listed = entries
+        .values()
+        .filter_map(|body| serde_json::from_slice::<Value>(body).ok())
+        .flat_map(|m| m["layers"].as_array().cloned().unwrap_or_default())
+        .find_map(|l| {
+            let a = &l["annotations"];
+            assert_ne!(a["dev.imo.delta.codec"], "puff+zstd-patch-from");
+            a["dev.imo.delta.segments"].as_str().map(String::from)
+        })
+        .expect("a delta in segments");
+    let segments: Vec<[u64; 3]> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(segments.len(), 2, "{listed}");
+    assert_eq!(segments.iter().map(|s| s[2]).sum::<u64>(), delta_bytes);
+
+    let dest = Registry::start();
+    seed(&src, &format!("docker://{}/app:v1", dest.host()));
+    let target = format!("{}/app:v2", dest.host());
+    let pushed = vet_and_push(&delta_tar, &target);
+    assert_eq!(pushed["rebuilt"], 1, "{pushed}");
+    assert_eq!(
+        copied_digest(&format!("docker://{target}"), dir.path()),
+        v2.digest
+    );
+}

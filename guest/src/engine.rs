@@ -290,11 +290,6 @@ async fn rebuild(
         "rebuilding layer {} from base layer {} and a {}-byte delta",
         d.target.digest, d.base.digest, d.data.size
     )));
-    let reference = delta::reference(
-        delta::read_blob(reader, &d.base)?,
-        d.base.size,
-        delta::MAX_REFERENCE,
-    )?;
     let mut data = Vec::new();
     delta::read_blob(source, &d.data)?
         .read_to_end(&mut data)
@@ -302,7 +297,9 @@ async fn rebuild(
     emit(ProgressEvent::BlobStarted(blob_info(&d.target)));
     let origin = format!("delta {} against {}", d.data.digest, d.base.digest);
     let open = || -> Result<Box<dyn PollRead + '_>> {
-        let rebuilt = Ready(delta::rebuilder(&reference, &data[..])?);
+        // The base is read from the destination as the rebuild needs it.
+        let base = delta::read_blob(reader, &d.base)?;
+        let rebuilt = Ready(delta::rebuilder(base, d.base.size, d.segments(), &data));
         Ok(Box::new(VerifyingReader::new(
             ProgressReader::new(rebuilt, &d.target.digest),
             d.target.digest.clone(),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use super::{applies_to, encode, proves, reference, LayerDelta, EMPTY, MAX_REFERENCE};
+use super::{applies_to, encode, proves, whole, Encoded, LayerDelta, EMPTY};
 use crate::bindings::imo::incremental::types::ProgressEvent;
 use crate::concurrent::{Blocking, PollRead, Ready};
 use crate::digest::{Digest, DigestOf, VerifyingReader};
@@ -74,7 +74,6 @@ pub fn make(
     let base_top = base.top()?;
     let mut out: Vec<(LayerDelta, Vec<u8>)> = Vec::new();
     let mut held = 0u64;
-    let mut cached: Option<(Digest, Vec<u8>)> = None;
     for image in &plan.images {
         let platform = image.platform.as_ref().unwrap_or(want);
         let base_layers = base_layers(base, &base_top, platform)?;
@@ -93,10 +92,10 @@ pub fn make(
             let made = if held >= MAX_HELD {
                 Err(format!("the deltas so far hold {held} bytes"))
             } else {
-                attempt(base, final_, against, target, &mut cached)?
+                attempt(base, final_, against, target, MAX_HELD - held)?
             };
             match made {
-                Ok(data) => {
+                Ok((data, segments)) => {
                     emit(ProgressEvent::Note(format!(
                         "layer {}: a delta of {} bytes against {} ({} bytes)",
                         target.digest,
@@ -105,7 +104,7 @@ pub fn make(
                         target.size
                     )));
                     held += data.len() as u64;
-                    let delta = LayerDelta::new(&image.manifest, target, against, &data);
+                    let delta = LayerDelta::new(&image.manifest, target, against, &data, segments);
                     out.push((delta, data));
                 }
                 Err(why) => emit(ProgressEvent::Note(format!(
@@ -118,44 +117,48 @@ pub fn make(
     Ok(out)
 }
 
-/// A proved delta of `target` against `against` (whose token form is kept
-/// in `cached` for the next layer), or why the layer goes whole; an error
-/// only when reading fails.
+/// A proved delta of `target` against `against`, in at most `budget`
+/// bytes, or why the layer goes whole; an error only when reading fails.
+/// The base is read twice: once to make the delta, once to prove it with
+/// the receiver's code (neither holds more than a window of it).
 fn attempt(
     base: &dyn Source,
     final_: &dyn Source,
     against: &Descriptor,
     target: &Descriptor,
-    cached: &mut Option<(Digest, Vec<u8>)>,
-) -> Result<std::result::Result<Vec<u8>, String>> {
-    let whole = |e: Error| match e {
-        Error::CorruptArchive(why) => Ok(Err(why)),
-        other => Err(other),
+    budget: u64,
+) -> Result<std::result::Result<Encoded, String>> {
+    let made = encode(
+        read_blob(base, against)?,
+        against.size,
+        read_blob(final_, target)?,
+        target.size,
+        budget,
+    );
+    let (data, segments) = match made {
+        Ok(made) => made,
+        Err(Error::CorruptArchive(why)) => return Ok(Err(why)),
+        Err(other) => return Err(other),
     };
-    if cached.as_ref().map(|(d, _)| d) != Some(&against.digest) {
-        *cached = None;
-        match reference(read_blob(base, against)?, against.size, MAX_REFERENCE) {
-            Ok(r) => *cached = Some((against.digest.clone(), r)),
-            Err(e) => return whole(e),
-        }
-    }
-    let Some((_, r)) = cached.as_ref() else {
-        return Ok(Err("no base layer".into()));
-    };
-    let data = match encode(r, read_blob(final_, target)?, target.size) {
-        Ok(data) => data,
-        Err(e) => return whole(e),
-    };
+    let list = segments.clone().unwrap_or_else(|| whole(data.len() as u64));
+    let base_layer = read_blob(base, against)?;
     Ok(if data.len() as u64 * 2 >= target.size {
         Err(format!(
             "a delta would be {} of its {} bytes",
             data.len(),
             target.size
         ))
-    } else if !proves(r, &data, &target.digest, target.size) {
+    } else if !proves(
+        base_layer,
+        against.size,
+        list,
+        &data,
+        &target.digest,
+        target.size,
+    ) {
         Err("its delta did not rebuild it exactly".into())
     } else {
-        Ok(data)
+        Ok((data, segments))
     })
 }
 

@@ -8,36 +8,42 @@
 //! with [`decode`], the very code the receiver runs, and checks the digest.
 //!
 //! `format` is the archive's side (the artifact that lists deltas),
-//! `make` the sender's (which layers, against what, proved).
+//! `make` the sender's (which layers, against what, proved), `segments`
+//! how large layers stay in bounded memory.
 
 mod format;
 mod make;
+mod segments;
 
 pub use format::*;
 pub(crate) use make::read_blob;
 pub use make::{make, WithData};
+use segments::{place, Rebuilt, Window};
+pub use segments::{Segment, MAX_SEGMENTS, SEGMENT, WINDOW};
 
 use std::io::{self, Read, Write};
 
 use crate::digest::{classify_io, Digest, Hasher};
 use crate::error::{Error, Result};
 
-/// The codec's name, as delta descriptors record it.
+/// The codec's name, as delta descriptors record it: one zstd frame
+/// against the whole base layer's token form.
 pub const CODEC: &str = "puff+zstd-patch-from";
+
+/// The same in segments, each against a window of the base's token form
+/// (the descriptor lists them, see [`SEGMENTS`]).
+pub const CODEC_SEGMENTS: &str = "puff+zstd-patch-from+segments";
 
 /// 129 KB delta in 1.0 s natively; 19 made 121 KB in 13.6 s.
 const LEVEL: i32 = 12;
 
-/// Largest window (256 MiB): a reference and a layer's token form, each
-/// at most [`MAX_REFERENCE`].
+/// Largest zstd window (256 MiB): a reference and a segment, or an
+/// original-form delta's whole base and layer.
 const MAX_WINDOW_LOG: u32 = 28;
 
-/// Largest token form of a layer taking part in a delta, base or new
-/// (layers of about 75 MB and more go whole). Sender: the reference, the
-/// layer's token form and the delta (under half the layer) at once;
-/// receiver: the reference and the decoder's buffer (at most the token
-/// form). Either stays under the component's default 512 MiB.
-pub const MAX_REFERENCE: usize = 128 << 20;
+/// Largest base token form an original-form (one frame, whole base) delta
+/// is read against, and largest segment: deltas made before segments.
+const MAX_REFERENCE: usize = 128 << 20;
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::CorruptArchive(format!("{what}: {e}"))
@@ -52,75 +58,17 @@ fn puff_error(what: &str, e: imo_puff::Error) -> Error {
     }
 }
 
-/// A writer that refuses to grow past a limit.
-struct Capped {
-    out: Vec<u8>,
-    limit: usize,
-    full: bool,
-}
-
-impl Write for Capped {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.out.len() + buf.len() > self.limit {
-            self.full = true;
-            return Err(io::Error::other("over the limit"));
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A gzip stream's token form, read from `gz` (`size` bytes); an error if
-/// it is not gzip or its token form exceeds `limit` (both
-/// `CorruptArchive`: the layer cannot take part in a delta).
-fn token_form(what: &str, gz: impl Read, size: u64, limit: usize) -> Result<Vec<u8>> {
-    // One allocation of about the right size: growing by doubling would
-    // need twice the memory for a moment, and linear memory never shrinks.
-    let guess = (size.saturating_mul(7) / 4).min(limit as u64) as usize;
-    let mut out = Capped {
-        out: Vec::with_capacity(guess),
-        limit,
-        full: false,
-    };
-    match imo_puff::puff(gz, &mut out) {
-        Ok(_) => {
-            out.out.shrink_to_fit();
-            Ok(out.out)
-        }
-        Err(_) if out.full => Err(io_error(
-            what,
-            format!("its token form is over {} MiB", limit >> 20),
-        )),
-        Err(e) => Err(puff_error(what, e)),
-    }
-}
-
-/// The token form of a base layer (`size` bytes), the reference both
-/// sides use; an error if the layer is not gzip or its token form exceeds
-/// `limit` (both `CorruptArchive`: the layer cannot serve as a base).
-pub fn reference(base_layer: impl Read, size: u64, limit: usize) -> Result<Vec<u8>> {
-    token_form("base layer", base_layer, size, limit)
-}
-
-/// The window a delta against `reference` needs: it must reach back over
-/// the reference from the end of the new layer's token form.
+/// The window a frame against `reference` needs: it must reach back over
+/// the reference from the end of the segment's token form.
 fn window_log(reference: usize, tokens: usize) -> u32 {
     let span = (reference + tokens + 1) as u64;
     (64 - span.leading_zeros()).clamp(20, MAX_WINDOW_LOG)
 }
 
-/// The delta of the gzip layer `layer` (`layer_size` bytes) against
-/// `reference`: `CorruptArchive` if the layer is not gzip, its token form
-/// is over [`MAX_REFERENCE`], or the delta would not be under half the
-/// layer. One shot, not streamed: a streaming zstd encoder would hold a
-/// window as large as reference and layer together on top of both.
-pub fn encode(reference: &[u8], layer: impl Read, layer_size: u64) -> Result<Vec<u8>> {
-    use zstd::zstd_safe::{get_error_name, CCtx, CParameter};
-    let tokens = token_form("layer", layer, layer_size, MAX_REFERENCE)?;
+/// One segment's frame: `tokens` against `reference`, in at most `budget`
+/// bytes (else `CorruptArchive`: the delta would not pay).
+fn frame(reference: &[u8], tokens: &[u8], budget: usize, layer_size: u64) -> Result<Vec<u8>> {
+    use zstd::zstd_safe::{compress_bound, get_error_name, CCtx, CParameter};
     let zstd = |code: usize| io_error("zstd", get_error_name(code));
     let mut cctx = CCtx::create();
     for p in [
@@ -133,8 +81,8 @@ pub fn encode(reference: &[u8], layer: impl Read, layer_size: u64) -> Result<Vec
         cctx.set_parameter(p).map_err(zstd)?;
     }
     cctx.ref_prefix(reference).map_err(zstd)?;
-    let mut out = Vec::with_capacity((layer_size / 2) as usize);
-    match cctx.compress2(&mut out, &tokens) {
+    let mut out = Vec::with_capacity(budget.min(compress_bound(tokens.len())));
+    match cctx.compress2(&mut out, tokens) {
         Ok(_) => Ok(out),
         Err(code) if get_error_name(code).contains("too small") => Err(io_error(
             "layer",
@@ -144,23 +92,108 @@ pub fn encode(reference: &[u8], layer: impl Read, layer_size: u64) -> Result<Vec
     }
 }
 
-/// Rebuilds the layer from `reference` and `delta` into `out`; the bytes
-/// written. Damaged delta data fails here or in the caller's digest check.
-pub fn decode(reference: &[u8], delta: impl Read, mut out: impl Write) -> Result<u64> {
-    io::copy(&mut rebuilder(reference, delta)?, &mut out).map_err(|e| io_error("delta data", e))
+/// A delta's data and, unless it is one frame against the whole base, its
+/// segments.
+pub type Encoded = (Vec<u8>, Option<Vec<Segment>>);
+
+/// The delta of the gzip layer `layer` (`layer_size` bytes) against the
+/// gzip layer `base` (`base_size` bytes), both read once, as streams:
+/// `CorruptArchive` if either is not gzip, a legacy window overflows, or
+/// the delta would not fit in `budget` bytes (at most half the layer).
+pub fn encode(
+    base: impl Read,
+    base_size: u64,
+    layer: impl Read,
+    layer_size: u64,
+    budget: u64,
+) -> Result<Encoded> {
+    encode_in(base, base_size, layer, layer_size, budget, SEGMENT, WINDOW)
 }
 
-/// The layer rebuilt from `reference` and `delta`, as it is read: memory
-/// stays bounded whatever the layer's size. Read errors mean damaged data;
-/// the caller verifies the digest as it reads.
-pub fn rebuilder<'a>(reference: &'a [u8], delta: impl Read + 'a) -> Result<impl Read + 'a> {
-    let zstd = |e: io::Error| io_error("delta data", e);
-    let mut decoder =
-        zstd::stream::read::Decoder::with_ref_prefix(io::BufReader::new(delta), reference)
-            .map_err(zstd)?;
-    decoder.window_log_max(MAX_WINDOW_LOG).map_err(zstd)?;
-    // The huffer buffers its input itself.
-    Ok(imo_puff::Huffer::new(decoder))
+/// [`encode`] with segments of at most `segment` bytes against windows of
+/// at most `window`.
+fn encode_in(
+    base: impl Read,
+    base_size: u64,
+    layer: impl Read,
+    layer_size: u64,
+    budget: u64,
+    segment: usize,
+    window: usize,
+) -> Result<Encoded> {
+    let budget = budget.min(layer_size / 2) as usize;
+    let mut base = Window::new(base, base_size, window, "base layer");
+    let mut layer = Window::new(layer, layer_size, segment, "layer");
+    let ratio = base_size as f64 / layer_size.max(1) as f64;
+    let (mut data, mut segments) = (Vec::new(), Vec::new());
+    let (mut at, mut last_from) = (0, 0);
+    loop {
+        let piece = layer.get(at, at + segment as u64, segment)?;
+        if piece.is_empty() {
+            break;
+        }
+        if segments.len() == MAX_SEGMENTS {
+            return Err(io_error("layer", "too many segments"));
+        }
+        let (from, to) = place(at, piece.len(), ratio, last_from, window);
+        let reference = base.get(from, to, window)?;
+        let to = from + reference.len() as u64;
+        let f = frame(
+            reference,
+            piece,
+            budget.saturating_sub(data.len()),
+            layer_size,
+        )?;
+        data.extend_from_slice(&f);
+        segments.push(Segment {
+            from,
+            to,
+            frame: f.len() as u64,
+        });
+        at += piece.len() as u64;
+        last_from = from;
+    }
+    // One frame against the whole base: the original form.
+    let whole = segments.len() == 1 && segments[0].from == 0 && base.ended();
+    Ok((data, (!whole).then_some(segments)))
+}
+
+/// The segments of a delta in the original form: one frame, the whole
+/// base.
+pub fn whole(data_size: u64) -> Vec<Segment> {
+    vec![Segment {
+        from: 0,
+        to: u64::MAX,
+        frame: data_size,
+    }]
+}
+
+/// Rebuilds the layer from the gzip base layer `base` (`base_size`
+/// bytes) and `data` cut into `segments`, into `out`; the bytes written.
+/// Damaged data fails here or in the caller's digest check.
+pub fn decode(
+    base: impl Read,
+    base_size: u64,
+    segments: Vec<Segment>,
+    data: &[u8],
+    mut out: impl Write,
+) -> Result<u64> {
+    io::copy(&mut rebuilder(base, base_size, segments, data), &mut out)
+        .map_err(|e| classify_io(e, |e| io_error("delta data", e)))
+}
+
+/// The layer rebuilt from the gzip base layer `base` (`base_size` bytes,
+/// read as needed) and `data` cut into `segments`, as it is read: memory
+/// holds one window of the base and one segment whatever the layer's
+/// size. Read errors carry the guest's error; the caller verifies the
+/// digest as it reads.
+pub fn rebuilder<'a>(
+    base: impl Read + 'a,
+    base_size: u64,
+    segments: Vec<Segment>,
+    data: &'a [u8],
+) -> impl Read + 'a {
+    imo_puff::Huffer::new(Rebuilt::new(base, base_size, segments, data))
 }
 
 /// Whether a layer of `media_type` can be shipped as a delta (gzip).
@@ -186,13 +219,23 @@ impl Write for Hashing {
     }
 }
 
-/// Whether `delta` rebuilds exactly the layer `digest` of `size` bytes.
-pub fn proves(reference: &[u8], delta: &[u8], digest: &Digest, size: u64) -> bool {
+/// Whether `data` cut into `segments` rebuilds exactly the layer `digest`
+/// of `size` bytes from the gzip base layer `base` (`base_size` bytes).
+pub fn proves(
+    base: impl Read,
+    base_size: u64,
+    segments: Vec<Segment>,
+    data: &[u8],
+    digest: &Digest,
+    size: u64,
+) -> bool {
     let mut h = Hashing {
         hasher: Hasher::new(digest.kind()),
         size: 0,
     };
-    decode(reference, delta, &mut h).is_ok() && h.size == size && &h.hasher.finish() == digest
+    decode(base, base_size, segments, data, &mut h).is_ok()
+        && h.size == size
+        && &h.hasher.finish() == digest
 }
 
 #[cfg(test)]
@@ -235,6 +278,24 @@ mod tests {
         (old, new)
     }
 
+    /// The delta of `layer` against `base`, with the budget of a pull.
+    fn delta(base: &[u8], layer: &[u8]) -> Result<Encoded> {
+        encode(base, base.len() as u64, layer, layer.len() as u64, u64::MAX)
+    }
+
+    /// Whether `data` in `segments` rebuilds `layer` from `base`.
+    fn rebuilds(base: &[u8], segments: Vec<Segment>, data: &[u8], layer: &[u8]) -> bool {
+        let digest = Digest::sha256_of(layer);
+        proves(
+            base,
+            base.len() as u64,
+            segments,
+            data,
+            &digest,
+            layer.len() as u64,
+        )
+    }
+
     #[test]
     fn a_small_edit_makes_a_small_delta_that_rebuilds_the_exact_layer() {
         let (old, new) = versions();
@@ -247,19 +308,26 @@ mod tests {
             &["pigz", "-c", "-n", "-i"],
         ] {
             let (base, layer) = (compress(cmd, &old), compress(cmd, &new));
-            let r = reference(&base[..], base.len() as u64, MAX_REFERENCE).unwrap();
-            let delta = encode(&r, &layer[..], layer.len() as u64).unwrap();
+            let (data, segments) = delta(&base, &layer).unwrap();
+            assert!(segments.is_none(), "{cmd:?}: a small layer is one frame");
             assert!(
-                delta.len() * 20 < layer.len(),
+                data.len() * 20 < layer.len(),
                 "{cmd:?}: delta {} bytes for a {} byte layer",
-                delta.len(),
+                data.len(),
                 layer.len()
             );
             let mut rebuilt = Vec::new();
-            decode(&r, &delta[..], &mut rebuilt).unwrap();
+            let list = whole(data.len() as u64);
+            decode(
+                &base[..],
+                base.len() as u64,
+                list.clone(),
+                &data,
+                &mut rebuilt,
+            )
+            .unwrap();
             assert!(rebuilt == layer, "{cmd:?}: rebuilt layer differs");
-            let digest = Digest::sha256_of(&layer);
-            assert!(proves(&r, &delta, &digest, layer.len() as u64));
+            assert!(rebuilds(&base, list, &data, &layer));
         }
     }
 
@@ -277,8 +345,12 @@ mod tests {
             })
             .collect();
         let (base, layer) = (gzip(&old), gzip(&other));
-        let r = reference(&base[..], base.len() as u64, MAX_REFERENCE).unwrap();
-        let err = encode(&r, &layer[..], layer.len() as u64).unwrap_err();
+        let err = delta(&base, &layer).unwrap_err();
+        assert!(err.to_string().contains("half"), "{err}");
+        // Nor one over the budget left.
+        let (_, new) = versions();
+        let layer = gzip(&new);
+        let err = encode(&base[..], 0, &layer[..], layer.len() as u64, 100).unwrap_err();
         assert!(err.to_string().contains("half"), "{err}");
     }
 
@@ -286,35 +358,56 @@ mod tests {
     fn damaged_data_or_another_base_never_gives_the_layer() {
         let (old, new) = versions();
         let (base, layer) = (gzip(&old), gzip(&new));
-        let r = reference(&base[..], base.len() as u64, MAX_REFERENCE).unwrap();
-        let delta = encode(&r, &layer[..], layer.len() as u64).unwrap();
-        let digest = Digest::sha256_of(&layer);
-        for at in [0, 10, delta.len() / 2, delta.len() - 1] {
-            let mut bad = delta.clone();
+        let (data, _) = delta(&base, &layer).unwrap();
+        let list = || whole(data.len() as u64);
+        for at in [0, 10, data.len() / 2, data.len() - 1] {
+            let mut bad = data.clone();
             bad[at] ^= 0x40;
-            assert!(
-                !proves(&r, &bad, &digest, layer.len() as u64),
-                "flip at {at}"
-            );
+            assert!(!rebuilds(&base, list(), &bad, &layer), "flip at {at}");
         }
-        assert!(!proves(
-            &r,
-            &delta[..delta.len() / 2],
-            &digest,
-            layer.len() as u64
-        ));
+        let half = &data[..data.len() / 2];
+        assert!(!rebuilds(&base, whole(half.len() as u64), half, &layer));
         // A base layer that differs from the one the delta was made against.
         let mut other = old.clone();
         other[5000] ^= 1;
-        let other = reference(&gzip(&other)[..], 0, MAX_REFERENCE).unwrap();
-        assert!(!proves(&other, &delta, &digest, layer.len() as u64));
+        assert!(!rebuilds(&gzip(&other), list(), &data, &layer));
+        // A base that is not gzip at all.
+        assert!(!rebuilds(&old, list(), &data, &layer));
     }
 
     #[test]
-    fn references_are_capped_and_need_gzip() {
-        let (old, _) = versions();
-        let base = gzip(&old);
-        assert!(reference(&base[..], 0, 1000).is_err());
-        assert!(reference(&old[..], 0, MAX_REFERENCE).is_err());
+    fn layers_past_a_window_go_in_segments_that_rebuild_them_exactly() {
+        // About 3 MiB of token form each, with small windows and segments:
+        // the segmented path the corpus's layers are too small to take.
+        let (mut old, mut new) = versions();
+        old.extend(versions().0);
+        new.extend(versions().1);
+        let (base, layer) = (gzip(&old), gzip(&new));
+        let (data, segments) = encode_in(
+            &base[..],
+            base.len() as u64,
+            &layer[..],
+            layer.len() as u64,
+            u64::MAX,
+            256 << 10,
+            1 << 20,
+        )
+        .unwrap();
+        let segments = segments.expect("in segments");
+        assert!(segments.len() > 3, "{} segments", segments.len());
+        assert!(data.len() * 20 < layer.len(), "delta {} bytes", data.len());
+        assert!(rebuilds(&base, segments.clone(), &data, &layer));
+        // Damaged: a window moved by a byte, a frame cut short.
+        let mut moved = segments.clone();
+        moved[1].from += 1;
+        moved[1].to += 1;
+        assert!(!rebuilds(&base, moved, &data, &layer));
+        let mut cut = segments.clone();
+        cut[0].frame -= 1;
+        assert!(!rebuilds(&base, cut, &data, &layer));
+        // Another base.
+        let mut other = old.clone();
+        other[2_000_000] ^= 1;
+        assert!(!rebuilds(&gzip(&other), segments, &data, &layer));
     }
 }
