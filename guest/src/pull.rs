@@ -124,7 +124,7 @@ fn open_and_plan(
                 "--delta needs a BASE to make deltas against, not scratch".into(),
             ));
         };
-        made = delta::make(&plan, base_src.as_ref(), final_src.as_ref(), &want)?;
+        made = delta::make(&plan, base_src.as_ref(), final_src.as_ref(), &want, &mut 0)?;
         plan.use_deltas(made.iter().map(|(d, _)| d.clone()).collect())?;
     }
     Ok((final_src, made, plan))

@@ -7,16 +7,19 @@ use std::collections::BTreeSet;
 
 use crate::base::Bases;
 use crate::bindings::imo::incremental::types::{ProgressEvent, Role};
+use crate::concurrent::PollRead;
 use crate::delta::{self, LayerDelta, WithData};
 use crate::destination::{self, Access};
+use crate::digest::Digest;
 use crate::engine::{self, CopyOptions, LeftOut};
 use crate::error::{Error, Result};
 use crate::host::emit;
 use crate::inventory::Inventory;
-use crate::manifest::{Parsed, MOUNT_FROM, SOURCE_NAME};
+use crate::manifest::{Descriptor, Parsed, RawManifest, MOUNT_FROM, SOURCE_NAME};
 use crate::plan::{written_by, Plan};
 use crate::platform::Platform;
 use crate::pull::PullOptions;
+use crate::reference::Reference;
 use crate::source::{self, Source, Transport};
 
 mod land;
@@ -99,29 +102,86 @@ fn open_bases(bases: &[String], opts: &PullOptions) -> Result<(Bases, Vec<Box<dy
 }
 
 /// The base image a set image's deltas are made against: the one base image
-/// in the same repository of the same registry, else the only base image
-/// there is; none otherwise (its layers then go whole or left out).
-fn delta_base<'b>(spec: &SetImage, images: &'b [Box<dyn Source>]) -> Option<&'b dyn Source> {
-    let wanted = match Transport::parse(&spec.source) {
-        Ok(Transport::Registry(r)) => Some(r),
-        _ => None,
+/// in the same repository of the same registry (a base image from there,
+/// or an image of a set archive that came from there), else the only base
+/// image there is; none otherwise (its layers then go whole or left out).
+fn delta_base<'b>(spec: &SetImage, images: &'b [Box<dyn Source>]) -> Option<OneImage<'b>> {
+    let Ok(Transport::Registry(wanted)) = Transport::parse(&spec.source) else {
+        return None;
     };
-    let same: Vec<&dyn Source> = images
-        .iter()
-        .filter(|b| match (b.registry_reference(), &wanted) {
-            (Some(b), Some(w)) => b.registry() == w.registry() && b.repository() == w.repository(),
-            _ => false,
-        })
-        .map(|b| b.as_ref())
-        .collect();
-    match (same.as_slice(), images) {
-        ([one], _) => Some(*one),
-        // A set archive holds many images: which one is the base is not
-        // said, so it is none.
-        ([], [only]) if only.registry_reference().is_some() || single(only.as_ref()) => {
-            Some(only.as_ref())
+    let same_repo =
+        |r: &Reference| r.registry() == wanted.registry() && r.repository() == wanted.repository();
+    let mut same: Vec<OneImage<'b>> = Vec::new();
+    for b in images {
+        if let Some(r) = b.registry_reference() {
+            if same_repo(r) {
+                same.push(OneImage::all(b.as_ref()));
+            }
+            continue;
+        }
+        // A set archive's images say where they came from.
+        for (top, annotations) in b.images().unwrap_or_default() {
+            let from = annotations.get(SOURCE_NAME).map(|s| Transport::parse(s));
+            if let Some(Ok(Transport::Registry(r))) = from {
+                if same_repo(&r) {
+                    same.push(OneImage::of(b.as_ref(), top));
+                }
+            }
+        }
+    }
+    match (same.len(), images) {
+        (1, _) => same.pop(),
+        (0, [only]) if only.registry_reference().is_some() || single(only.as_ref()) => {
+            Some(OneImage::all(only.as_ref()))
         }
         _ => None,
+    }
+}
+
+/// A base as one image: a source of one image as it is, or one image of a
+/// set archive.
+struct OneImage<'b> {
+    inner: &'b dyn Source,
+    top: Option<RawManifest>,
+}
+
+impl<'b> OneImage<'b> {
+    fn all(inner: &'b dyn Source) -> Self {
+        OneImage { inner, top: None }
+    }
+
+    fn of(inner: &'b dyn Source, top: RawManifest) -> Self {
+        OneImage {
+            inner,
+            top: Some(top),
+        }
+    }
+}
+
+impl Source for OneImage<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn tag(&self) -> Result<Option<String>> {
+        self.inner.tag()
+    }
+    fn top(&self) -> Result<RawManifest> {
+        match &self.top {
+            Some(top) => Ok(top.clone()),
+            None => self.inner.top(),
+        }
+    }
+    fn manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
+        self.inner.manifest(desc)
+    }
+    fn holds(&self, digest: &Digest) -> bool {
+        self.inner.holds(digest)
+    }
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn PollRead + '_>> {
+        self.inner.blob(desc)
+    }
+    fn registry_reference(&self) -> Option<&Reference> {
+        self.inner.registry_reference()
     }
 }
 
@@ -170,6 +230,7 @@ fn plan_image(
     spec: &SetImage,
     (bases, base_images): (&Bases, &[Box<dyn Source>]),
     opts: &PullOptions,
+    held: &mut u64,
 ) -> Result<Planned> {
     let src = source::open(
         Transport::parse(&spec.source)?,
@@ -184,7 +245,7 @@ fn plan_image(
     if opts.delta {
         match delta_base(spec, base_images) {
             Some(base) => {
-                made = delta::make(&plan, base, src.as_ref(), &want)?;
+                made = delta::make(&plan, &base, src.as_ref(), &want, held)?;
                 plan.use_deltas(made.iter().map(|(d, _)| d.clone()).collect())?;
             }
             None => emit(ProgressEvent::Note(format!(
@@ -211,11 +272,13 @@ fn plan_image(
 /// Plans every image of a set.
 fn plan_all(images: &[SetImage], bases: &[String], opts: &PullOptions) -> Result<Vec<Planned>> {
     let (bases, base_images) = open_bases(bases, opts)?;
+    // Every image's delta data waits for the archive: one budget for all.
+    let mut held = 0;
     images
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            let planned = plan_image(spec, (&bases, &base_images), opts)?;
+            let planned = plan_image(spec, (&bases, &base_images), opts, &mut held)?;
             emit(ProgressEvent::Note(format!(
                 "planned {}/{} {} <- {}: {} layer(s) left out",
                 i + 1,

@@ -17,8 +17,9 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::source::Source;
 
-/// Most delta data one pull holds before writing it.
-const MAX_HELD: u64 = 64 << 20;
+/// Most delta data one pull holds before writing it (a set's images share
+/// it: every image's data waits for the archive to be written).
+pub const MAX_HELD: u64 = 64 << 20;
 
 /// Reads blob `d` of `source`, verified as it streams.
 pub(crate) fn read_blob<'a>(source: &'a dyn Source, d: &Descriptor) -> Result<impl Read + 'a> {
@@ -51,9 +52,17 @@ fn base_layers(
 }
 
 /// The base layer to diff layer `i` of an image against: the base's layer
-/// in the same position, else its gzip layer closest in size.
-fn pick<'a>(base: &'a [Descriptor], i: usize, target: &Descriptor) -> Option<&'a Descriptor> {
-    let usable = |d: &&Descriptor| applies_to(&d.media_type) && d.digest != target.digest;
+/// in the same position, else its gzip layer closest in size; only layers
+/// the base holds (an incremental archive lacks some).
+fn pick<'a>(
+    base: &'a [Descriptor],
+    i: usize,
+    target: &Descriptor,
+    holds: impl Fn(&Digest) -> bool,
+) -> Option<&'a Descriptor> {
+    let usable = |d: &&Descriptor| {
+        applies_to(&d.media_type) && d.digest != target.digest && holds(&d.digest)
+    };
     base.get(i).filter(usable).or_else(|| {
         base.iter()
             .filter(usable)
@@ -65,15 +74,16 @@ fn pick<'a>(base: &'a [Descriptor], i: usize, target: &Descriptor) -> Option<&'a
 /// image has a counterpart in `base` (same platform), where the delta is
 /// under half the layer; the rest go whole, as before. Each is proved by
 /// rebuilding the layer with the receiver's code and checking its digest.
+/// `held` counts the delta data held so far, up to [`MAX_HELD`].
 pub fn make(
     plan: &Plan,
     base: &dyn Source,
     final_: &dyn Source,
     want: &Platform,
+    held: &mut u64,
 ) -> Result<Vec<(LayerDelta, Vec<u8>)>> {
     let base_top = base.top()?;
     let mut out: Vec<(LayerDelta, Vec<u8>)> = Vec::new();
-    let mut held = 0u64;
     for image in &plan.images {
         let platform = image.platform.as_ref().unwrap_or(want);
         let base_layers = base_layers(base, &base_top, platform)?;
@@ -86,13 +96,13 @@ pub fn make(
             {
                 continue;
             }
-            let Some(against) = pick(&base_layers, i, target) else {
+            let Some(against) = pick(&base_layers, i, target, |d| base.holds(d)) else {
                 continue;
             };
-            let made = if held >= MAX_HELD {
+            let made = if *held >= MAX_HELD {
                 Err(format!("the deltas so far hold {held} bytes"))
             } else {
-                attempt(base, final_, against, target, MAX_HELD - held)?
+                attempt(base, final_, against, target, MAX_HELD - *held)?
             };
             match made {
                 Ok((data, segments)) => {
@@ -103,7 +113,7 @@ pub fn make(
                         against.digest,
                         target.size
                     )));
-                    held += data.len() as u64;
+                    *held += data.len() as u64;
                     let delta = LayerDelta::new(&image.manifest, target, against, &data, segments);
                     out.push((delta, data));
                 }
