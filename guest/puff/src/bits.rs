@@ -158,6 +158,16 @@ impl<R: Read> BitReader<R> {
         Ok(())
     }
 
+    /// Reads the rest of the input to its end, unused: a reader that
+    /// checks what it passes (a digest) then has seen all of it.
+    pub fn read_rest(&mut self) -> Result<()> {
+        if !self.eof {
+            std::io::copy(&mut self.inner, &mut std::io::sink()).map_err(Error::Io)?;
+            self.eof = true;
+        }
+        Ok(())
+    }
+
     /// The state for a hot loop ([`Fast`]): the bits held and the chunk's
     /// unread bytes. Not while recording.
     pub(crate) fn fast(&self) -> Fast<'_> {

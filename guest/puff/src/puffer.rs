@@ -76,6 +76,16 @@ impl<R: Read> Puffer<R> {
         stepped.map(|()| true)
     }
 
+    /// Reads the rest of the gzip input to its end without puffing it, so
+    /// a verifying reader beneath has seen all of it; the token form ends.
+    pub fn read_rest(&mut self) -> Result<()> {
+        self.r.read_rest()?;
+        self.step = Step::Done;
+        self.ready.0.clear();
+        self.pos = 0;
+        Ok(())
+    }
+
     fn advance(&mut self) -> Result<()> {
         let (r, out) = (&mut self.r, &mut self.ready);
         match self.step {

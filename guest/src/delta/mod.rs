@@ -155,6 +155,9 @@ fn encode_in(
     }
     // One frame against the whole base: the original form.
     let whole = segments.len() == 1 && segments[0].from == 0 && base.ended();
+    // A delta made against a base whose digest was never checked could not
+    // rebuild at the far side: the windows may end before the base does.
+    base.read_rest()?;
     Ok((data, (!whole).then_some(segments)))
 }
 
@@ -373,6 +376,53 @@ mod tests {
         assert!(!rebuilds(&gzip(&other), list(), &data, &layer));
         // A base that is not gzip at all.
         assert!(!rebuilds(&old, list(), &data, &layer));
+    }
+
+    /// A reader that counts what it hands out.
+    struct Counted<'a>(&'a [u8], std::rc::Rc<std::cell::Cell<usize>>);
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.set(self.1.get() + n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_whole_base_is_read_even_where_windows_end_before_it() {
+        // A base twice the layer: the last window ends halfway through it,
+        // yet all of it must pass its verifying reader.
+        let (old, new) = versions();
+        let mut long = old.clone();
+        long.extend(versions().1.iter().rev());
+        let (base, layer) = (gzip(&long), gzip(&new));
+        let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+        let counted = Counted(&base, seen.clone());
+        // Said to be the layer's size: windows then follow the layer's
+        // offsets and stop halfway through the base.
+        let size = layer.len() as u64;
+        let (data, segments) = encode_in(
+            counted,
+            size,
+            &layer[..],
+            layer.len() as u64,
+            u64::MAX,
+            256 << 10,
+            512 << 10,
+        )
+        .unwrap();
+        let segments = segments.expect("in segments");
+        let mut puffed = Vec::new();
+        imo_puff::puff(&base[..], &mut puffed).unwrap();
+        let last = segments.last().unwrap().to;
+        assert!(
+            last < puffed.len() as u64,
+            "windows reach {last} of {}",
+            puffed.len()
+        );
+        assert_eq!(seen.get(), base.len(), "the base was read to its end");
+        assert!(rebuilds(&base, segments, &data, &layer));
     }
 
     #[test]

@@ -111,6 +111,14 @@ impl<R: Read> Window<R> {
         Ok(&self.buf[lo..hi.max(lo)])
     }
 
+    /// Reads the rest of the layer without puffing it: its verifying
+    /// reader then checks its digest, whatever the windows used.
+    pub fn read_rest(&mut self) -> Result<()> {
+        self.puffer
+            .read_rest()
+            .map_err(|e| puff_error(self.what, e))
+    }
+
     /// Whether the token form has ended within what is held.
     pub fn ended(&self) -> bool {
         self.ended
