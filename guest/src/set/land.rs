@@ -137,6 +137,34 @@ pub struct SetOutcome<T> {
     pub outcome: Result<T>,
 }
 
+impl<T> SetOutcome<T> {
+    /// The outcome for `entry` of a set archive, until it has one (`not`:
+    /// what did not happen yet).
+    fn pending(entry: &Descriptor, not: &str) -> Self {
+        let named = |k: &str| entry.annotations.get(k).cloned().unwrap_or_default();
+        SetOutcome {
+            source: named(SOURCE_NAME),
+            target: named(REF_NAME),
+            destination: String::new(),
+            digest: entry.digest.to_string(),
+            outcome: Err(Error::Io(not.into())),
+        }
+    }
+}
+
+/// The set archive `archive`: its store, its name for messages, and its
+/// images; an error if it is not a set.
+fn open_set(archive: &str) -> Result<(Store, String, Vec<Descriptor>)> {
+    let (store, shown) = Store::open(archive)?;
+    let entries = set_entries(store.store(), &shown)?;
+    if entries.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{shown} is not a set archive"
+        )));
+    }
+    Ok((store, shown, entries))
+}
+
 /// Pushes every image of a set archive to `prefix`/its target, one at a
 /// time; one failing does not stop the others.
 pub fn push_set(
@@ -145,13 +173,7 @@ pub fn push_set(
     opts: &PushOptions,
 ) -> Result<Vec<SetOutcome<PushReport>>> {
     let prefix = Prefix::parse(prefix)?;
-    let (store, shown) = Store::open(archive)?;
-    let entries = set_entries(store.store(), &shown)?;
-    if entries.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "{shown} is not a set archive"
-        )));
-    }
+    let (store, shown, entries) = open_set(archive)?;
     let access = Access {
         tls_verify: opts.tls_verify,
         retry_times: opts.retry_times,
@@ -162,18 +184,7 @@ pub fn push_set(
     let mut landed: Vec<Reference> = Vec::new();
     let mut out = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let source = entry
-            .annotations
-            .get(SOURCE_NAME)
-            .cloned()
-            .unwrap_or_default();
-        let mut outcome = SetOutcome {
-            source,
-            target: entry.annotations.get(REF_NAME).cloned().unwrap_or_default(),
-            destination: String::new(),
-            digest: entry.digest.to_string(),
-            outcome: Err(Error::Io("not pushed".into())),
-        };
+        let mut outcome = SetOutcome::pending(entry, "not pushed");
         let result = (|| -> Result<(PushReport, Option<Reference>)> {
             let (src, path, tag) = entry_source(store.store(), &shown, entry)?;
             let dest = prefix.target(&path, &tag)?;
@@ -243,13 +254,7 @@ pub fn push_set(
 /// its target repository or in a place it may mount them from.
 pub fn vet_set(archive: &str, prefix: &str, opts: &PushOptions) -> Result<Vec<SetOutcome<Vetted>>> {
     let prefix = Prefix::parse(prefix)?;
-    let (store, shown) = Store::open(archive)?;
-    let entries = set_entries(store.store(), &shown)?;
-    if entries.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "{shown} is not a set archive"
-        )));
-    }
+    let (store, shown, entries) = open_set(archive)?;
     let access = Access {
         tls_verify: opts.tls_verify,
         retry_times: opts.retry_times,
@@ -268,17 +273,7 @@ pub fn vet_set(archive: &str, prefix: &str, opts: &PushOptions) -> Result<Vec<Se
     };
     let mut out = Vec::new();
     for entry in &entries {
-        let mut outcome = SetOutcome {
-            source: entry
-                .annotations
-                .get(SOURCE_NAME)
-                .cloned()
-                .unwrap_or_default(),
-            target: entry.annotations.get(REF_NAME).cloned().unwrap_or_default(),
-            destination: String::new(),
-            digest: entry.digest.to_string(),
-            outcome: Err(Error::Io("not checked".into())),
-        };
+        let mut outcome = SetOutcome::pending(entry, "not checked");
         let result = (|| -> Result<Vetted> {
             let (src, path, tag) = entry_source(store.store(), &shown, entry)?;
             let dest = prefix.target(&path, &tag)?;
