@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod auth;
+pub mod delta;
 pub mod docker_save;
 pub mod faults;
 pub mod relay;
