@@ -65,10 +65,13 @@ fn window_log(reference: usize, tokens: usize) -> u32 {
     (64 - span.leading_zeros()).clamp(20, MAX_WINDOW_LOG)
 }
 
-/// One segment's frame: `tokens` against `reference`, in at most `budget`
-/// bytes (else `CorruptArchive`: the delta would not pay).
-fn frame(reference: &[u8], tokens: &[u8], budget: usize, layer_size: u64) -> Result<Vec<u8>> {
-    use zstd::zstd_safe::{compress_bound, get_error_name, CCtx, CParameter};
+/// One segment's frame: `tokens` against `reference`, into `out` (cleared
+/// first), whose capacity bounds it (else `CorruptArchive`: the delta
+/// would not pay). One buffer for every frame of a layer: allocating one
+/// per frame beside zstd's tables fragmented the component's heap until a
+/// 1.3 GB layer's pull passed 300 MiB.
+fn frame(reference: &[u8], tokens: &[u8], out: &mut Vec<u8>, layer_size: u64) -> Result<()> {
+    use zstd::zstd_safe::{get_error_name, CCtx, CParameter};
     let zstd = |code: usize| io_error("zstd", get_error_name(code));
     let mut cctx = CCtx::create();
     for p in [
@@ -81,15 +84,20 @@ fn frame(reference: &[u8], tokens: &[u8], budget: usize, layer_size: u64) -> Res
         cctx.set_parameter(p).map_err(zstd)?;
     }
     cctx.ref_prefix(reference).map_err(zstd)?;
-    let mut out = Vec::with_capacity(budget.min(compress_bound(tokens.len())));
-    match cctx.compress2(&mut out, tokens) {
-        Ok(_) => Ok(out),
-        Err(code) if get_error_name(code).contains("too small") => Err(io_error(
-            "layer",
-            format!("a delta would not be under half of its {layer_size} bytes"),
-        )),
+    out.clear();
+    match cctx.compress2(out, tokens) {
+        Ok(_) => Ok(()),
+        Err(code) if get_error_name(code).contains("too small") => Err(not_half(layer_size)),
         Err(code) => Err(zstd(code)),
     }
+}
+
+/// Why a layer's delta is not kept: it would not pay.
+fn not_half(layer_size: u64) -> Error {
+    io_error(
+        "layer",
+        format!("a delta would not be under half of its {layer_size} bytes"),
+    )
 }
 
 /// A delta's data and, unless it is one frame against the whole base, its
@@ -125,8 +133,9 @@ fn encode_in(
     let mut base = Window::new(base, base_size, window, "base layer");
     let mut layer = Window::new(layer, layer_size, segment, "layer");
     let ratio = base_size as f64 / layer_size.max(1) as f64;
-    let (mut data, mut segments) = (Vec::new(), Vec::new());
-    let (mut at, mut last_from) = (0, 0);
+    let (mut frames, mut segments) = (Vec::<Vec<u8>>::new(), Vec::new());
+    let mut out = Vec::with_capacity(budget.min(zstd::zstd_safe::compress_bound(segment)));
+    let (mut at, mut last_from, mut used) = (0, 0, 0);
     loop {
         let piece = layer.get(at, at + segment as u64, segment)?;
         if piece.is_empty() {
@@ -138,17 +147,16 @@ fn encode_in(
         let (from, to) = place(at, piece.len(), ratio, last_from, window);
         let reference = base.get(from, to, window)?;
         let to = from + reference.len() as u64;
-        let f = frame(
-            reference,
-            piece,
-            budget.saturating_sub(data.len()),
-            layer_size,
-        )?;
-        data.extend_from_slice(&f);
+        frame(reference, piece, &mut out, layer_size)?;
+        used += out.len();
+        if used > budget {
+            return Err(not_half(layer_size));
+        }
+        frames.push(out.clone());
         segments.push(Segment {
             from,
             to,
-            frame: f.len() as u64,
+            frame: out.len() as u64,
         });
         at += piece.len() as u64;
         last_from = from;
@@ -158,7 +166,8 @@ fn encode_in(
     // A delta made against a base whose digest was never checked could not
     // rebuild at the far side: the windows may end before the base does.
     base.read_rest()?;
-    Ok((data, (!whole).then_some(segments)))
+    drop(out);
+    Ok((frames.concat(), (!whole).then_some(segments)))
 }
 
 /// The segments of a delta in the original form: one frame, the whole
