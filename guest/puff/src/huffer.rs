@@ -27,6 +27,8 @@ pub struct Huffer<R> {
     step: Step,
     ready: Vec<u8>,
     pos: usize,
+    /// An error a read met after it had bytes to give.
+    held: Option<std::io::Error>,
 }
 
 impl<R: Read> Huffer<R> {
@@ -39,6 +41,7 @@ impl<R: Read> Huffer<R> {
             step: Step::Magic,
             ready: Vec::new(),
             pos: 0,
+            held: None,
         }
     }
 
@@ -135,6 +138,10 @@ impl<R: Read> Steps for Huffer<R> {
 
     fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.ready.len());
+    }
+
+    fn held(&mut self) -> &mut Option<std::io::Error> {
+        &mut self.held
     }
 }
 

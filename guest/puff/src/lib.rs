@@ -133,6 +133,9 @@ pub trait Steps {
 
     /// Marks `n` bytes of what [`Steps::fill`] gave as used.
     fn consume(&mut self, n: usize);
+
+    /// Where a read keeps an error met after it had bytes to give.
+    fn held(&mut self) -> &mut Option<std::io::Error>;
 }
 
 /// Writes the rest of `steps` to `out`; the number of bytes.
@@ -151,15 +154,37 @@ fn copy_steps<S: Steps, W: Write>(steps: &mut S, mut out: W) -> Result<u64> {
     }
 }
 
-/// [`Read::read`] for [`Steps`]: format errors as `InvalidData`.
+/// [`Read::read`] for [`Steps`]: as much as `buf` holds, across steps
+/// (a step may be a few bytes, and a reader's every read may cost its
+/// caller a call to the host: a hash update, a write to a socket). An
+/// error after some bytes is kept for the next read; format errors come
+/// as `InvalidData`.
 pub(crate) fn read_steps<S: Steps>(steps: &mut S, buf: &mut [u8]) -> std::io::Result<usize> {
-    let chunk = steps.fill().map_err(|e| match e {
-        Error::Io(e) => e,
-        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
-    })?;
-    let n = chunk.len().min(buf.len());
-    buf[..n].copy_from_slice(&chunk[..n]);
-    steps.consume(n);
+    if let Some(e) = steps.held().take() {
+        return Err(e);
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        let chunk = match steps.fill() {
+            Ok([]) => break,
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let e = match e {
+                    Error::Io(e) => e,
+                    other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+                };
+                if n == 0 {
+                    return Err(e);
+                }
+                *steps.held() = Some(e);
+                break;
+            }
+        };
+        let m = chunk.len().min(buf.len() - n);
+        buf[n..n + m].copy_from_slice(&chunk[..m]);
+        steps.consume(m);
+        n += m;
+    }
     Ok(n)
 }
 

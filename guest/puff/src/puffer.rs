@@ -32,6 +32,8 @@ pub struct Puffer<R> {
     step: Step,
     ready: StepBuf,
     pos: usize,
+    /// An error a read met after it had bytes to give.
+    held: Option<std::io::Error>,
     stats: Stats,
 }
 
@@ -44,6 +46,7 @@ impl<R: Read> Puffer<R> {
             step: Step::Magic,
             ready: StepBuf(Vec::new(), 0),
             pos: 0,
+            held: None,
             stats: Stats::default(),
         }
     }
@@ -176,6 +179,10 @@ impl<R: Read> Steps for Puffer<R> {
 
     fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.ready.0.len());
+    }
+
+    fn held(&mut self) -> &mut Option<std::io::Error> {
+        &mut self.held
     }
 }
 

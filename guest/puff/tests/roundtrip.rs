@@ -283,6 +283,33 @@ fn not_gzip_is_refused() {
     }
 }
 
+#[test]
+fn a_read_fills_its_buffer_across_steps_and_keeps_a_late_error() {
+    // pigz -i: independent blocks of 32 KiB, so many small steps.
+    let gz = run("pigz", &["-c", "-6", "-i", "-b", "32"], &sample());
+    let mut puffed = Vec::new();
+    imo_puff::puff(&gz[..], &mut puffed).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let n = std::io::Read::read(&mut imo_puff::Huffer::new(&puffed[..]), &mut buf).unwrap();
+    assert_eq!(&buf[..n], &gz[..], "one read gives the whole file");
+    let n = std::io::Read::read(&mut imo_puff::Puffer::new(&gz[..]), &mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &puffed[..],
+        "one read gives the whole token form"
+    );
+    // Cut short: the first read gives what came before the cut, the next
+    // the error, never a short file taken for a whole one.
+    let cut = &puffed[..puffed.len() / 2];
+    let mut huffer = imo_puff::Huffer::new(cut);
+    let n = std::io::Read::read(&mut huffer, &mut buf).unwrap();
+    assert!(
+        n > 0 && gz.starts_with(&buf[..n]),
+        "{n} bytes before the cut"
+    );
+    assert!(std::io::Read::read(&mut huffer, &mut buf).is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
