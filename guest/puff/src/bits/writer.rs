@@ -170,6 +170,13 @@ impl FastWriter<'_> {
         self.n += count;
     }
 
+    /// Whether another code of up to 15 bits might not fit: a flush
+    /// must leave the buffer under 64 bits (it shifts by whole bytes).
+    #[inline(always)]
+    pub fn full(&self) -> bool {
+        self.n > 48
+    }
+
     /// Moves the whole bytes added to the buffer; fewer than eight bits
     /// stay.
     #[inline(always)]
@@ -193,9 +200,10 @@ mod tests {
 
     #[test]
     fn the_fast_writer_writes_what_the_plain_one_does() {
-        // Pseudo-random codes of 1-15 bits, in steps of up to three (what
-        // the hot loop adds between flushes), some steps the plain way: a
-        // plain step can leave up to 31 bits waiting for the fast one.
+        // Pseudo-random codes of 1-15 bits, in runs of up to twelve
+        // flushed when full (as the hot loop does with literals), some
+        // runs the plain way: a plain run can leave up to 31 bits waiting
+        // for the fast one.
         let mut x: u32 = 7;
         let mut next = |m: u32| {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -204,7 +212,7 @@ mod tests {
         let steps: Vec<(bool, Vec<(u32, u32)>)> = (0..5000)
             .map(|_| {
                 let plain = next(4) == 0;
-                let codes = (0..1 + next(3))
+                let codes = (0..1 + next(12))
                     .map(|_| {
                         let count = 1 + next(15);
                         (next(1 << count), count)
@@ -228,6 +236,9 @@ mod tests {
             let mut f = mixed.fast().unwrap();
             for &(v, c) in codes {
                 f.add(v, c);
+                if f.full() {
+                    f.flush();
+                }
             }
             f.flush();
             let state = f.state();

@@ -74,22 +74,18 @@ fn huff_tokens<R: Read, W: Write>(
             match control {
                 0x00..=0x7F => {
                     let n = usize::from(control) + 1;
-                    // Three literals (at most 45 bits) between flushes; a
-                    // literal the code lacks adds nothing and fails the run.
+                    // Literals until the bits held might not take another
+                    // (15 bits at most): a flush every six or so instead of
+                    // every three. A literal the code lacks adds nothing and
+                    // fails the run.
                     let mut missing = false;
-                    let mut three = window[p + 1..p + 1 + n].chunks_exact(3);
-                    for t in &mut three {
-                        for &b in t {
-                            let (c, l) = codes.lit.literal_or_empty(b);
-                            missing |= l == 0;
-                            f.add(c, l);
-                        }
-                        f.flush();
-                    }
-                    for &b in three.remainder() {
+                    for &b in &window[p + 1..p + 1 + n] {
                         let (c, l) = codes.lit.literal_or_empty(b);
                         missing |= l == 0;
                         f.add(c, l);
+                        if f.full() {
+                            f.flush();
+                        }
                     }
                     f.flush();
                     if missing {
