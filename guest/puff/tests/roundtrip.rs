@@ -134,6 +134,34 @@ fn gnu_gzip() {
     round_trip(&out.stdout, "gzip with a name");
 }
 
+/// Data whose literal codes reach deflate's 15 bits: 127 byte values,
+/// at random, take all but 1/128 of the code space (7 bits each); the
+/// other 129 come in clusters of 60 now and then, so many 13-15-bit codes
+/// follow one another and fill the huffer's 64-bit buffer.
+fn skewed() -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = Vec::new();
+    while out.len() < 400_000 {
+        out.extend((0..16_000).map(|_| (next() % 127) as u8));
+        out.extend((0..60).map(|_| (127 + next() % 129) as u8));
+    }
+    out
+}
+
+#[test]
+fn gnu_gzip_with_the_longest_literal_codes() {
+    let data = skewed();
+    for level in ["-1", "-6", "-9"] {
+        round_trip(&run("gzip", &["-c", "-n", level], &data), level);
+    }
+}
+
 #[test]
 fn pigz() {
     assert!(have("pigz"), "pigz is needed (scripts/setup installs it)");
