@@ -28,21 +28,28 @@ fn push_pair(reg: &Registry, repo: &str, salt: u8) -> (Pushed, Pushed) {
     (push("v1", false), push("v2", true))
 }
 
+/// A set file naming `team/app` and `team/tools` at `tag` in `reg`,
+/// written in `dir`.
+fn set_file(dir: &Path, reg: &Registry, tag: &str) -> std::path::PathBuf {
+    let file = dir.join(format!("{tag}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "images:\n  - source: {h}/team/app:{tag}\n  - source: {h}/team/tools:{tag}\n",
+            h = reg.host()
+        ),
+    )
+    .unwrap();
+    file
+}
+
 #[test]
 fn a_set_carries_deltas_against_the_base_image_of_each_repository() {
     let src = Registry::start();
     let (app1, app2) = push_pair(&src, "team/app", 1);
     let (tools1, tools2) = push_pair(&src, "team/tools", 2);
     let dir = workdir();
-    let set = dir.path().join("set.yaml");
-    std::fs::write(
-        &set,
-        format!(
-            "images:\n  - source: {h}/team/app:v2\n  - source: {h}/team/tools:v2\n",
-            h = src.host()
-        ),
-    )
-    .unwrap();
+    let set = set_file(dir.path(), &src, "v2");
     let set = set.to_str().unwrap();
     let bases = [
         format!("{}/team/tools:v1", src.host()),
@@ -117,20 +124,11 @@ fn a_set_archive_is_the_delta_base_of_the_next_set() {
     let (app1, app2) = push_pair(&src, "team/app", 1);
     let (tools1, tools2) = push_pair(&src, "team/tools", 2);
     let dir = workdir();
-    let set_of = |tag: &str| {
-        let file = dir.path().join(format!("{tag}.yaml"));
-        std::fs::write(
-            &file,
-            format!(
-                "images:\n  - source: {h}/team/app:{tag}\n  - source: {h}/team/tools:{tag}\n",
-                h = src.host()
-            ),
-        )
-        .unwrap();
-        file
-    };
     let (first, second) = (dir.path().join("v1.tar"), dir.path().join("v2.tar"));
-    let (set1, set2) = (set_of("v1"), set_of("v2"));
+    let (set1, set2) = (
+        set_file(dir.path(), &src, "v1"),
+        set_file(dir.path(), &src, "v2"),
+    );
     ok(
         &imo(&[
             "pull",
