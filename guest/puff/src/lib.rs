@@ -20,9 +20,11 @@ mod huffer;
 pub mod huffman;
 pub mod input;
 mod puffer;
+mod split;
 
 pub use huffer::Huffer;
 pub use puffer::Puffer;
+pub use split::find_block;
 
 use std::fmt;
 use std::io::{Read, Write};

@@ -34,6 +34,8 @@ pub struct Puffer<R> {
     pos: usize,
     /// An error a read met after it had bytes to give.
     held: Option<std::io::Error>,
+    /// Bits to pass over before the first block ([`Puffer::from_block`]).
+    skip: u32,
     stats: Stats,
 }
 
@@ -47,8 +49,36 @@ impl<R: Read> Puffer<R> {
             ready: StepBuf(Vec::new(), 0),
             pos: 0,
             held: None,
+            skip: 0,
             stats: Stats::default(),
         }
+    }
+
+    /// Puffs a gzip file from a deflate block in its middle on: `input`
+    /// starts with the byte the block starts in, `skip` (0-7) bits into
+    /// it. The token form has no magic: it is what [`Puffer::new`] gives
+    /// for the same file from that block on ([`Puffer::block_start`]), so
+    /// the two halves of a file puffed apart join by concatenation.
+    pub fn from_block(input: R, skip: u32) -> Self {
+        let mut p = Puffer::new(input);
+        p.step = Step::Blocks;
+        p.skip = skip % 8;
+        // What follows the member is read as it would be after a first one.
+        p.stats.members = 1;
+        p
+    }
+
+    /// The input. Read from it before the first step only: what a step
+    /// reads is buffered past what it took.
+    pub fn get_mut(&mut self) -> &mut R {
+        self.r.get_mut()
+    }
+
+    /// Where, in bits into the input, the next step starts, when it is a
+    /// deflate block and nothing of the last step is left to hand out.
+    pub fn block_start(&self) -> Option<u64> {
+        (self.step == Step::Blocks && self.pos == self.ready.0.len())
+            .then(|| self.r.position() + u64::from(self.skip))
     }
 
     /// What puffing found so far.
@@ -123,6 +153,9 @@ impl<R: Read> Puffer<R> {
             }
             Step::Trailing => self.trailing(Vec::new())?,
             Step::Blocks => {
+                if self.skip > 0 {
+                    r.bits(std::mem::take(&mut self.skip))?;
+                }
                 if self.blocks.is_none() {
                     self.blocks = Some(deflate::Puffing::new()?);
                 }

@@ -49,7 +49,31 @@ fn round_trip(gz: &[u8], what: &str) -> usize {
     let (mut puffer, mut steps) = (imo_puff::Puffer::new(gz), Vec::new());
     while puffer.step_into(&mut steps).unwrap() {}
     assert!(steps == puffed, "{what}: the puffer's steps differ");
+    halves_join(gz, &puffed, what);
     puffed.len()
+}
+
+/// Puffed in two halves, split where `find_block` says a block starts past
+/// a third and past half of the file, `gz` gives `puffed`: the first half
+/// has a block start exactly there. The number of splits found.
+fn halves_join(gz: &[u8], puffed: &[u8], what: &str) -> usize {
+    let mut found = 0;
+    for from in [gz.len() / 3, gz.len() / 2] {
+        let Some(at) = imo_puff::find_block(gz, from as u64 * 8, gz.len()) else {
+            continue;
+        };
+        found += 1;
+        let (mut first, mut puffer) = (Vec::new(), imo_puff::Puffer::new(gz));
+        while puffer.block_start().is_none_or(|b| b < at) {
+            assert!(puffer.step_into(&mut first).unwrap(), "{what}: ended");
+        }
+        assert_eq!(puffer.block_start(), Some(at), "{what}: no block at {at}");
+        let start = &gz[(at / 8) as usize..];
+        let mut second = imo_puff::Puffer::from_block(start, (at % 8) as u32);
+        while second.step_into(&mut first).unwrap() {}
+        assert!(first == puffed, "{what}: halves split at bit {at} differ");
+    }
+    found
 }
 
 /// ~600 KB like a layer's tar: text, runs, zeros, incompressible stretches.
@@ -117,7 +141,11 @@ fn gnu_gzip() {
     assert!(have("gzip"), "gzip is needed (scripts/setup installs it)");
     let data = sample();
     for level in ["-1", "-6", "-9"] {
-        round_trip(&run("gzip", &["-c", "-n", level], &data), level);
+        let gz = run("gzip", &["-c", "-n", level], &data);
+        round_trip(&gz, level);
+        let mut puffed = Vec::new();
+        imo_puff::puff(&gz[..], &mut puffed).unwrap();
+        assert_eq!(halves_join(&gz, &puffed, level), 2, "{level}: blocks found");
     }
     // With a file name and time in the header.
     let dir = std::env::temp_dir().join(format!("imo-puff-{}", std::process::id()));

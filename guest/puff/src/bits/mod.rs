@@ -15,6 +15,8 @@ pub struct BitReader<R> {
     chunk: Box<[u8]>,
     pos: usize,
     len: usize,
+    /// Bytes of the input in chunks before this one.
+    before: u64,
     eof: bool,
     /// Bits held, lowest first; `n` of them valid.
     buf: u64,
@@ -30,6 +32,7 @@ impl<R: Read> BitReader<R> {
             chunk: vec![0; CHUNK].into_boxed_slice(),
             pos: 0,
             len: 0,
+            before: 0,
             eof: false,
             buf: 0,
             n: 0,
@@ -42,6 +45,8 @@ impl<R: Read> BitReader<R> {
             if self.eof {
                 return Ok(None);
             }
+            self.before += self.len as u64;
+            (self.pos, self.len) = (0, 0);
             self.len = loop {
                 match self.inner.read(&mut self.chunk) {
                     Ok(n) => break n,
@@ -130,6 +135,17 @@ impl<R: Read> BitReader<R> {
     pub fn align(&mut self) -> Result<u8> {
         let count = self.n % 8;
         Ok(self.bits(count)? as u8)
+    }
+
+    /// The input, for reading it past the bits taken (see
+    /// [`crate::Puffer::get_mut`]).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// How many bits of the input have been consumed.
+    pub fn position(&self) -> u64 {
+        (self.before + self.pos as u64) * 8 - u64::from(self.n)
     }
 
     /// How many bits short of a byte boundary the reader is (0 to 7).

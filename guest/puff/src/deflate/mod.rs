@@ -30,7 +30,7 @@ const DIST_EXTRA: [u8; 30] = [
     13,
 ];
 /// The order code length code lengths come in.
-const CLEN_ORDER: [usize; 19] = [
+pub(crate) const CLEN_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
