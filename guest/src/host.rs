@@ -91,6 +91,59 @@ pub fn owner() -> u32 {
     0
 }
 
+/// Work running elsewhere: on another instance of the component (a
+/// worker the host runs on a thread of its own), or, in native builds
+/// (unit tests), on a thread.
+pub struct Job {
+    #[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+    inner: crate::bindings::imo::incremental::workers::Job,
+    #[cfg(not(target_arch = "wasm32"))]
+    inner: std::thread::JoinHandle<Result<Vec<u8>, String>>,
+    #[cfg(all(target_arch = "wasm32", feature = "command"))]
+    inner: std::convert::Infallible,
+}
+
+/// Jobs started, for tests.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Starts `work` (see `delta::parallel::run`) on `input` elsewhere; `None`
+/// where no worker is free or the host runs none (the caller then does
+/// the work itself).
+pub fn start_work(work: &str, input: &[u8]) -> Option<Job> {
+    #[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+    return crate::bindings::imo::incremental::workers::start(work, input)
+        .map(|inner| Job { inner });
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        #[cfg(test)]
+        STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (work, input) = (work.to_string(), input.to_vec());
+        let inner = std::thread::spawn(move || crate::delta::run_work(&work, &input));
+        return Some(Job { inner });
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (work, input);
+        None
+    }
+}
+
+impl Job {
+    /// Waits for the work's end: its output, or why it failed.
+    pub fn join(self) -> Result<Vec<u8>, String> {
+        #[cfg(all(target_arch = "wasm32", not(feature = "command")))]
+        return self.inner.join();
+        #[cfg(not(target_arch = "wasm32"))]
+        return self
+            .inner
+            .join()
+            .unwrap_or_else(|_| Err("the work panicked".into()));
+        #[cfg(all(target_arch = "wasm32", feature = "command"))]
+        match self.inner {}
+    }
+}
+
 /// Reports bytes read to the host in steps, so progress costs little.
 pub struct ProgressReader<R> {
     inner: R,

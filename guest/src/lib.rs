@@ -414,5 +414,11 @@ impl Guest for Component {
     }
 }
 
+impl bindings::exports::imo::incremental::worker::Guest for Component {
+    fn run(work: String, input: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+        delta::run_work(&work, &input)
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 bindings::export!(Component with_types_in bindings);

@@ -39,3 +39,18 @@ export const cleanup = {
     return process.pid;
   },
 };
+
+// Workers: this host runs none, so the component does all of its work
+// itself (`start` answers none; no job is ever made).
+class Job {
+  join() {
+    throw new Error("no workers in this host");
+  }
+}
+
+export const workers = {
+  Job,
+  start(_work, _input) {
+    return undefined;
+  },
+};

@@ -13,11 +13,13 @@
 
 mod format;
 mod make;
+mod parallel;
 mod segments;
 
 pub use format::*;
 pub(crate) use make::read_blob;
 pub use make::{make, WithData};
+pub use parallel::run as run_work;
 use segments::{place, Rebuilt, Window};
 pub use segments::{Segment, MAX_SEGMENTS, SEGMENT, WINDOW};
 
@@ -251,7 +253,7 @@ pub fn proves(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::digest::DigestOf;
     use std::process::{Command, Stdio};
@@ -261,7 +263,7 @@ mod tests {
     }
 
     /// `data` compressed by the command `cmd` (stdin to stdout).
-    fn compress(cmd: &[&str], data: &[u8]) -> Vec<u8> {
+    pub(super) fn compress(cmd: &[&str], data: &[u8]) -> Vec<u8> {
         let mut child = Command::new(cmd[0])
             .args(&cmd[1..])
             .stdin(Stdio::piped())
@@ -277,7 +279,7 @@ mod tests {
     }
 
     /// 1.5 MB of text-like content and a copy with small edits.
-    fn versions() -> (Vec<u8>, Vec<u8>) {
+    pub(super) fn versions() -> (Vec<u8>, Vec<u8>) {
         let mut x: u32 = 12345;
         let mut old = Vec::new();
         while old.len() < 1_500_000 {
@@ -385,6 +387,36 @@ mod tests {
         assert!(!rebuilds(&gzip(&other), list(), &data, &layer));
         // A base that is not gzip at all.
         assert!(!rebuilds(&old, list(), &data, &layer));
+    }
+
+    #[test]
+    fn a_large_base_is_puffed_in_halves_and_rebuilds_the_exact_layer() {
+        // 5 MB that does not compress, then text: a base read whole and
+        // puffed in two halves at once, the second by a worker (a thread
+        // here, another instance of the component in the imo host).
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let noise: Vec<u8> = (0..5_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let (old, new) = versions();
+        let (old, new) = ([&noise[..], &old].concat(), [&noise[..], &new].concat());
+        let (base, layer) = (gzip(&old), gzip(&new));
+        assert!(base.len() as u64 >= segments::HOLD_FROM, "{}", base.len());
+        let (data, segments) = delta(&base, &layer).unwrap();
+        let list = segments.unwrap_or_else(|| whole(data.len() as u64));
+        let started = crate::host::STARTED.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(rebuilds(&base, list.clone(), &data, &layer));
+        let now = crate::host::STARTED.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(now > started, "no worker was started");
+        // A base that differs in its second half does not give the layer.
+        let mut other = old.clone();
+        other[old.len() - 1000] ^= 1;
+        assert!(!rebuilds(&gzip(&other), list, &data, &layer));
     }
 
     /// A reader that counts what it hands out.

@@ -13,7 +13,7 @@ use std::io::{self, Read};
 
 use imo_puff::Puffer;
 
-use super::{io_error, puff_error, MAX_REFERENCE, MAX_WINDOW_LOG};
+use super::{io_error, parallel, puff_error, MAX_REFERENCE, MAX_WINDOW_LOG};
 use crate::error::Result;
 
 /// Most token form in one segment: app's 21 MB layer (32 MiB puffed) is
@@ -22,6 +22,13 @@ pub const SEGMENT: usize = 32 << 20;
 
 /// Most base token form one segment is made against.
 pub const WINDOW: usize = 96 << 20;
+
+/// Base layers from this size up to [`HOLD_MOST`] (compressed) are read
+/// whole before they are puffed, in two halves at once where a worker is
+/// free (see `parallel`); smaller ones are puffed as they download, larger
+/// ones a window at a time.
+pub(super) const HOLD_FROM: u64 = 4 << 20;
+const HOLD_MOST: u64 = 48 << 20;
 
 /// Most segments a delta may have (a 64 GiB layer's token form).
 pub const MAX_SEGMENTS: usize = 2048;
@@ -130,6 +137,26 @@ impl<R: Read> Window<R> {
     }
 }
 
+impl<'a> Window<Box<dyn Read + 'a>> {
+    /// Reads all of the gzip stream (`size` bytes) now and puffs it, in
+    /// two halves at once where a worker is free; a token form over `cap`
+    /// bytes is left to be puffed as needed, from the bytes read. Before
+    /// anything else is read.
+    fn puff_all(&mut self, size: u64, cap: usize) -> Result<()> {
+        let mut gz = Vec::with_capacity(size as usize);
+        let read = self.puffer.get_mut().read_to_end(&mut gz);
+        read.map_err(|e| puff_error(self.what, imo_puff::Error::Io(e)))?;
+        let held = parallel::puff_into(&gz, &mut self.buf, cap);
+        if held.map_err(|e| puff_error(self.what, e))? {
+            self.ended = true;
+            self.puffer = Puffer::new(Box::new(io::empty()));
+        } else {
+            self.puffer = Puffer::new(Box::new(io::Cursor::new(gz)));
+        }
+        Ok(())
+    }
+}
+
 /// The window of at most `window` bytes a segment of `len` bytes at `at`
 /// in the layer's token form is made against: around the place in the
 /// base that is as far in, proportionally, as the segment is in the layer
@@ -143,8 +170,10 @@ pub fn place(at: u64, len: usize, ratio: f64, last_from: u64, window: usize) -> 
 
 /// The layer's token form rebuilt from the base's (read as needed) and
 /// the delta data's frames, as it is read; then huffed by the caller.
-pub struct Rebuilt<'a, R> {
-    base: Window<R>,
+pub struct Rebuilt<'a> {
+    base: Window<Box<dyn Read + 'a>>,
+    /// The base's size, while it is still to be read whole first.
+    hold: Option<u64>,
     segments: Vec<Segment>,
     /// Most bytes one window may hold.
     limit: usize,
@@ -155,14 +184,22 @@ pub struct Rebuilt<'a, R> {
     pos: usize,
 }
 
-impl<'a, R: Read> Rebuilt<'a, R> {
+impl<'a> Rebuilt<'a> {
     /// Rebuilds from the base layer `base` (gzip, `base_size` bytes) and
     /// `data`, cut into `segments`.
-    pub fn new(base: R, base_size: u64, segments: Vec<Segment>, data: &'a [u8]) -> Self {
+    pub fn new(
+        base: impl Read + 'a,
+        base_size: u64,
+        segments: Vec<Segment>,
+        data: &'a [u8],
+    ) -> Self {
         let whole = segments.len() == 1 && segments[0].to == u64::MAX;
         let limit = if whole { MAX_REFERENCE } else { WINDOW };
         Rebuilt {
-            base: Window::new(base, base_size, limit, "base layer"),
+            base: Window::new(Box::new(base), base_size, limit, "base layer"),
+            hold: (HOLD_FROM..=HOLD_MOST)
+                .contains(&base_size)
+                .then_some(base_size),
             segments,
             limit,
             next: 0,
@@ -188,6 +225,9 @@ impl<'a, R: Read> Rebuilt<'a, R> {
             Ok(None) => return Err(damaged("a segment without its size".into())),
             Err(_) => return Err(damaged("a segment that is not a zstd frame".into())),
         };
+        if let Some(size) = self.hold.take() {
+            self.base.puff_all(size, self.limit)?;
+        }
         let prefix = self.base.get(seg.from, seg.to, self.limit)?;
         if seg.to != u64::MAX && prefix.len() as u64 != seg.to - seg.from {
             return Err(io_error(
@@ -215,7 +255,7 @@ impl<'a, R: Read> Rebuilt<'a, R> {
     }
 }
 
-impl<R: Read> Read for Rebuilt<'_, R> {
+impl Read for Rebuilt<'_> {
     /// Errors carry the guest's error (a damaged delta, a base that is not
     /// the recorded one, a failed read of it) for `classify_io`.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

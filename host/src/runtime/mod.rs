@@ -18,6 +18,7 @@ use crate::network::Network;
 mod component;
 #[cfg(target_os = "linux")]
 mod memory;
+mod workers;
 
 use component::{engine, load_component};
 
@@ -31,6 +32,7 @@ mod bindings {
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
             "imo:incremental/hashing.hasher": crate::hashing::Hasher,
+            "imo:incremental/workers.job": super::workers::Job,
         },
         // A host bug (a hasher the component never made) traps, with a
         // message saying so, rather than answering something wrong.
@@ -74,6 +76,8 @@ struct State {
     network: Network,
     limits: StoreLimits,
     cleanup: Cleanup,
+    /// How to start workers (none in a worker).
+    workers: Option<workers::Workers>,
 }
 
 impl WasiView for State {
@@ -189,6 +193,12 @@ fn instantiate_host(caps: Capabilities) -> anyhow::Result<(Store<State>, binding
         .ctx("linking imo imports")?;
     bindings::imo::incremental::cleanup::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .ctx("linking imo imports")?;
+    bindings::imo::incremental::workers::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        .ctx("linking imo imports")?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .and_then(bindings::ImoPre::new)
+        .ctx("linking the imo component")?;
 
     for g in caps.grants.dirs().iter().filter(|g| g.writable) {
         crate::cleanup::remove_stale(&g.dir);
@@ -212,6 +222,12 @@ fn instantiate_host(caps: Capabilities) -> anyhow::Result<(Store<State>, binding
         wasi.preopened_dir(&g.dir, guest_dir, perms)
             .ctx(&format!("cannot open directory {}", g.dir.display()))?;
     }
+    let workers = workers::Workers {
+        engine: engine.clone(),
+        pre: pre.clone(),
+        network: caps.network.sealed(),
+        limits,
+    };
     let state = State {
         wasi: wasi.build(),
         http: WasiHttpCtx::new(),
@@ -224,6 +240,7 @@ fn instantiate_host(caps: Capabilities) -> anyhow::Result<(Store<State>, binding
             .trap_on_grow_failure(true)
             .build(),
         cleanup: caps.cleanup.clone(),
+        workers: Some(workers),
     };
     let mut store = Store::new(&engine, state);
     store.limiter(|s| &mut s.limits);
@@ -250,7 +267,8 @@ fn instantiate_host(caps: Capabilities) -> anyhow::Result<(Store<State>, binding
             std::process::exit(1);
         });
     }
-    let imo = bindings::Imo::instantiate(&mut store, &component, &linker)
+    let imo = pre
+        .instantiate(&mut store)
         .map_err(|e| anyhow::Error::msg(trap(e, limits).to_string()))?;
     Ok((store, imo))
 }
