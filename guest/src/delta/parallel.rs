@@ -31,22 +31,22 @@ const MOST: usize = super::MAX_REFERENCE;
 /// Appends the token form of the gzip file `gz` to `out`: false, with
 /// `out` as it was, where it would pass `cap` bytes.
 pub fn puff_into(gz: &[u8], out: &mut Vec<u8>, cap: usize) -> imo_puff::Result<bool> {
-    let second = &gz[gz.len() / 2..];
+    let second = &gz[middle(gz.len())..];
     let job = (gz.len() >= SPLIT_FROM)
         .then(|| start_work(PUFF_BLOCKS, second))
         .flatten();
     puff_split(gz, out, cap, job.map(|job| move || job.join()))
 }
 
-/// [`puff_into`], with `job` (if any) puffing the second half, from the
-/// middle byte on ([`puff_blocks`]).
+/// [`puff_into`], with `job` (if any) puffing the second half, from byte
+/// [`middle`] on ([`puff_blocks`]).
 fn puff_split(
     gz: &[u8],
     out: &mut Vec<u8>,
     cap: usize,
     mut job: Option<impl FnOnce() -> Result<Vec<u8>, String>>,
 ) -> imo_puff::Result<bool> {
-    let (held, mid) = (out.len(), gz.len() / 2);
+    let (held, mid) = (out.len(), middle(gz.len()));
     // Where the worker's token form starts, in bits, and that token form.
     let mut theirs: Option<(u64, Vec<u8>)> = None;
     let mut puffer = Puffer::new(gz);
@@ -79,6 +79,14 @@ fn puff_split(
             return Ok(false);
         }
     }
+}
+
+/// Where the second half starts in a gzip file of `len` bytes: a little
+/// past the middle, as a worker starts later (its input is copied in) and
+/// runs in fresh memory. (`app`'s push: 55% a few percent faster than 50%,
+/// 60% no faster.)
+fn middle(len: usize) -> usize {
+    len / 20 * 11
 }
 
 /// A worker's answer to the second half from `mid` on: where its token
@@ -144,7 +152,7 @@ mod tests {
         ] {
             let gz = compress(cmd, &old);
             let expected = whole(&gz);
-            let mid = gz.len() / 2;
+            let mid = middle(gz.len());
             let answer = puff_blocks(&gz[mid..]).unwrap();
             let at = u64::from_le_bytes(answer[..8].try_into().unwrap());
             assert!(at < 200_000 * 8, "{cmd:?}: a block start {at} bits in");
