@@ -103,10 +103,6 @@ pub struct Job {
     inner: std::convert::Infallible,
 }
 
-/// Jobs started, for tests.
-#[cfg(all(test, not(target_arch = "wasm32")))]
-pub static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// Starts `work` (see `delta::parallel::run`) on `input` elsewhere; `None`
 /// where no worker is free or the host runs none (the caller then does
 /// the work itself).
@@ -116,8 +112,6 @@ pub fn start_work(work: &str, input: &[u8]) -> Option<Job> {
         .map(|inner| Job { inner });
     #[cfg(not(target_arch = "wasm32"))]
     {
-        #[cfg(test)]
-        STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (work, input) = (work.to_string(), input.to_vec());
         let inner = std::thread::spawn(move || crate::delta::run_work(&work, &input));
         return Some(Job { inner });

@@ -10,7 +10,7 @@
 //! the first half checks that it ends exactly there, so a wrong guess
 //! costs only the parallelism, never a wrong token form.
 
-use crate::bits::BitReader;
+use crate::bits::{BitReader, CHUNK};
 use crate::deflate::{puff_block, Puffing, CLEN_ORDER};
 
 /// `count` (at most 32) bits of `data` from bit `at` on, first bit lowest;
@@ -155,47 +155,71 @@ fn plausible_header(data: &[u8], at: u64) -> bool {
     }
 }
 
+/// Most input the blocks tried at one place may take: compressors' blocks
+/// are 10-100 KB.
+const TRY_MOST: usize = 1 << 20;
+
+/// Most work one search does, in bytes of input its tries read (each
+/// counted as at least a reader's chunk, which it zeroes): crafted input
+/// with a plausible header at every other byte stops here, not after hours.
+const SEARCH_BUDGET: u64 = 64 << 20;
+
 /// Whether the block at bit `at` and, unless it is the last, the one
-/// after it puff without error, the second's header plausible too.
-fn puffs(data: &[u8], at: u64) -> bool {
+/// after it puff without error within [`TRY_MOST`] bytes, the second's
+/// header plausible too; what was read is taken off `budget`.
+fn puffs(data: &[u8], at: u64, p: &mut Puffing, budget: &mut u64) -> bool {
     let start = at / 8 * 8;
     let Some(rest) = data.get((at / 8) as usize..) else {
         return false;
     };
-    let mut r = BitReader::new(rest);
-    let Ok(mut p) = Puffing::new() else {
-        return false;
-    };
-    if r.bits((at % 8) as u32).is_err() {
-        return false;
-    }
+    let mut r = BitReader::new(&rest[..rest.len().min(TRY_MOST)]);
     let mut sink = std::io::sink();
-    match puff_block(&mut r, &mut sink, &mut p) {
-        Ok(true) => true,
-        Ok(false) => {
-            plausible_header(data, start + r.position())
-                && puff_block(&mut r, &mut sink, &mut p).is_ok()
-        }
-        Err(_) => false,
-    }
+    let ok = r.bits((at % 8) as u32).is_ok()
+        && match puff_block(&mut r, &mut sink, p) {
+            Ok(true) => true,
+            Ok(false) => {
+                plausible_header(data, start + r.position())
+                    && puff_block(&mut r, &mut sink, p).is_ok()
+            }
+            Err(_) => false,
+        };
+    *budget = budget.saturating_sub((r.position() / 8).max(CHUNK as u64));
+    ok
 }
 
 /// The first bit from `from` on, within `within` bytes of it, where a
 /// deflate block of `data` seems to start (see the module); `None` if
-/// there is none. A stored block's start is ambiguous (zero bits before
-/// its header read as one too): the block after it is taken instead, which
-/// starts on the byte its length says.
+/// there is none, or none found within a bounded amount of work. A stored
+/// block's start is ambiguous (zero bits before its header read as one
+/// too): the block after it is taken instead, which starts on the byte its
+/// length says.
 pub fn find_block(data: &[u8], from: u64, within: usize) -> Option<u64> {
-    let end = (data.len() as u64 * 8).min(from + within as u64 * 8);
-    (from..end).find_map(|at| match bits_at(data, at + 1, 2) {
-        0 if plausible_stored(data, at + 3) => {
-            let aligned = (at + 3).div_ceil(8) * 8;
-            let next = aligned + 32 + 8 * u64::from(bits_at(data, aligned, 16));
-            (plausible_header(data, next) && puffs(data, next)).then_some(next)
+    search(data, from, within, SEARCH_BUDGET)
+}
+
+/// [`find_block`] with `budget` bytes of tries.
+fn search(data: &[u8], from: u64, within: usize, mut budget: u64) -> Option<u64> {
+    let end = (data.len() as u64 * 8).min(from.saturating_add(within as u64 * 8));
+    let mut p = Puffing::new().ok()?;
+    for at in from..end {
+        if budget == 0 {
+            return None;
         }
-        2 if plausible_dynamic(data, at + 3) && puffs(data, at) => Some(at),
-        _ => None,
-    })
+        match bits_at(data, at + 1, 2) {
+            0 if plausible_stored(data, at + 3) => {
+                let aligned = (at + 3).div_ceil(8) * 8;
+                let next = aligned + 32 + 8 * u64::from(bits_at(data, aligned, 16));
+                if plausible_header(data, next) && puffs(data, next, &mut p, &mut budget) {
+                    return Some(next);
+                }
+            }
+            2 if plausible_dynamic(data, at + 3) && puffs(data, at, &mut p, &mut budget) => {
+                return Some(at);
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -210,6 +234,38 @@ mod tests {
         assert_eq!(bits_at(&data, 16, 8), 1);
         assert_eq!(bits_at(&data, 20, 8), 0);
         assert_eq!(bits_at(&data, 100, 8), 0);
+    }
+
+    /// 300 KB of text-like lines, gzipped by miniz_oxide.
+    fn gzipped() -> Vec<u8> {
+        use std::io::Write;
+        let mut text = Vec::new();
+        for i in 0..20_000u32 {
+            writeln!(
+                text,
+                "line {} of {}",
+                i.wrapping_mul(2_654_435_761) % 7919,
+                i % 13
+            )
+            .unwrap();
+        }
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&text).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_search_stops_when_its_budget_is_spent() {
+        let gz = gzipped();
+        let from = gz.len() as u64 / 2 * 8;
+        let found = find_block(&gz, from, gz.len()).expect("a block past the middle");
+        assert!(found >= from);
+        assert_eq!(search(&gz, from, gz.len(), SEARCH_BUDGET), Some(found));
+        // With no budget left, nothing is tried.
+        assert_eq!(search(&gz, from, gz.len(), 0), None);
+        // Nothing to search: empty input, or a start past the end.
+        assert_eq!(find_block(&[], 0, 100), None);
+        assert_eq!(find_block(&gz, u64::MAX - 5, 100), None);
     }
 
     #[test]

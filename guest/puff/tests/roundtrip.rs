@@ -370,8 +370,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+    fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000), skip in 0u32..8) {
         let _ = imo_puff::puff(&data[..], Vec::new());
+        // Nor a search for a block in it, nor puffing from anywhere.
+        let _ = imo_puff::find_block(&data, u64::from(skip), data.len());
+        let mut from_block = imo_puff::Puffer::from_block(&data[..], skip);
+        let _ = std::io::Read::read_to_end(&mut from_block, &mut Vec::new());
         let mut framed = imo_puff::MAGIC.to_vec();
         framed.extend_from_slice(&data);
         let _ = imo_puff::huff(&framed[..], Vec::new());

@@ -292,6 +292,19 @@ pub(super) mod tests {
         (old, new)
     }
 
+    /// `n` bytes that do not compress.
+    fn noise(n: usize) -> Vec<u8> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
     /// The delta of `layer` against `base`, with the budget of a pull.
     fn delta(base: &[u8], layer: &[u8]) -> Result<Encoded> {
         encode(base, base.len() as u64, layer, layer.len() as u64, u64::MAX)
@@ -349,16 +362,7 @@ pub(super) mod tests {
     fn a_delta_that_does_not_pay_is_refused() {
         // Unrelated content: no delta under half the layer.
         let (old, _) = versions();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let other: Vec<u8> = (0..400_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        let (base, layer) = (gzip(&old), gzip(&other));
+        let (base, layer) = (gzip(&old), gzip(&noise(400_000)));
         let err = delta(&base, &layer).unwrap_err();
         assert!(err.to_string().contains("half"), "{err}");
         // Nor one over the budget left.
@@ -394,25 +398,16 @@ pub(super) mod tests {
         // 5 MB that does not compress, then text: a base read whole and
         // puffed in two halves at once, the second by a worker (a thread
         // here, another instance of the component in the imo host).
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let noise: Vec<u8> = (0..5_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let noise = noise(5_000_000);
         let (old, new) = versions();
         let (old, new) = ([&noise[..], &old].concat(), [&noise[..], &new].concat());
         let (base, layer) = (gzip(&old), gzip(&new));
         assert!(base.len() as u64 >= segments::HOLD_FROM, "{}", base.len());
         let (data, segments) = delta(&base, &layer).unwrap();
         let list = segments.unwrap_or_else(|| whole(data.len() as u64));
-        let started = crate::host::STARTED.load(std::sync::atomic::Ordering::Relaxed);
+        let taken = parallel::accepted();
         assert!(rebuilds(&base, list.clone(), &data, &layer));
-        let now = crate::host::STARTED.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(now > started, "no worker was started");
+        assert_eq!(parallel::accepted(), taken + 1, "the worker's half taken");
         // A base that differs in its second half does not give the layer.
         let mut other = old.clone();
         other[old.len() - 1000] ^= 1;

@@ -47,7 +47,7 @@ fn puff_split(
     mut job: Option<impl FnOnce() -> Result<Vec<u8>, String>>,
 ) -> imo_puff::Result<bool> {
     let (held, mid) = (out.len(), middle(gz.len()));
-    // Where the worker's token form starts, in bits, and that token form.
+    // Where the worker's token form starts, in bits, and its answer.
     let mut theirs: Option<(u64, Vec<u8>)> = None;
     let mut puffer = Puffer::new(gz);
     loop {
@@ -58,12 +58,15 @@ fn puff_split(
                 }
             }
             match &theirs {
-                Some((start, tokens)) if at == *start => {
+                Some((start, answer)) if at == *start => {
+                    let tokens = &answer[8..];
                     if out.len() - held + tokens.len() > cap {
                         out.truncate(held);
                         return Ok(false);
                     }
                     out.extend_from_slice(tokens);
+                    #[cfg(test)]
+                    ACCEPTED.with(|a| a.set(a.get() + 1));
                     return Ok(true);
                 }
                 // Past it: it was no block start of this file.
@@ -81,6 +84,18 @@ fn puff_split(
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Workers' answers taken on this thread, for tests.
+    pub static ACCEPTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Workers' answers taken on this thread so far.
+#[cfg(test)]
+pub fn accepted() -> usize {
+    ACCEPTED.with(|a| a.get())
+}
+
 /// Where the second half starts in a gzip file of `len` bytes: a little
 /// past the middle, as a worker starts later (its input is copied in) and
 /// runs in fresh memory. (`app`'s push: 55% a few percent faster than 50%,
@@ -90,11 +105,11 @@ fn middle(len: usize) -> usize {
 }
 
 /// A worker's answer to the second half from `mid` on: where its token
-/// form starts (in bits into the whole file), and the token form.
-fn joined(mut answer: Vec<u8>, mid: usize) -> Option<(u64, Vec<u8>)> {
+/// form starts (in bits into the whole file), and the answer (the token
+/// form after its first eight bytes, which are not moved: megabytes).
+fn joined(answer: Vec<u8>, mid: usize) -> Option<(u64, Vec<u8>)> {
     let at = u64::from_le_bytes(answer.get(..8)?.try_into().ok()?);
-    answer.drain(..8);
-    Some((mid as u64 * 8 + at, answer))
+    Some(((mid as u64 * 8).checked_add(at)?, answer))
 }
 
 /// A worker's part: the token form of `input` (the second half of a gzip
@@ -161,9 +176,12 @@ mod tests {
                 (true, expected.clone())
             );
             // Through the host's workers (threads, natively).
+            let job = start_work(PUFF_BLOCKS, &gz[mid..]).expect("a thread natively");
             let mut out = Vec::new();
-            assert!(puff_into(&gz, &mut out, usize::MAX).unwrap());
+            let taken = accepted();
+            assert!(puff_split(&gz, &mut out, usize::MAX, Some(move || job.join())).unwrap());
             assert!(out == expected, "{cmd:?}");
+            assert_eq!(accepted(), taken + 1, "{cmd:?}: the worker's half taken");
             // A worker that failed, that started where no block does, that
             // answered nonsense, or none: the same token form, puffed here.
             let mut shifted = answer.clone();

@@ -48,7 +48,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(super) jobs: u32,
 
-    /// Largest memory the component may use, in MiB.
+    /// Largest memory the component may use, in MiB (each instance: a
+    /// worker puffing half a base layer has its own).
     #[arg(long, global = true, value_name = "MIB", default_value_t = 512)]
     pub(super) max_memory: usize,
 
