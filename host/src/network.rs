@@ -339,9 +339,7 @@ impl Network {
             pool: Pool::default(),
         })
     }
-}
 
-impl Network {
     /// A network that reaches nothing (an empty allow list), with the same
     /// TLS settings: for a worker, which makes no requests.
     pub fn sealed(&self) -> Network {

@@ -54,7 +54,6 @@ impl<R: Read> BitReader<R> {
                     Err(e) => return Err(Error::Io(e)),
                 }
             };
-            self.pos = 0;
             if self.len == 0 {
                 self.eof = true;
                 return Ok(None);
